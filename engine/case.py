@@ -1,0 +1,159 @@
+"""The state of one case between decisions: plain, immutable, JSON round-trippable."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from types import MappingProxyType
+from typing import Any
+
+from engine.calendar import Duration, DurationUnit
+from engine.events import instant
+
+__all__ = ["GENESIS", "Case", "ClockState"]
+
+GENESIS = "0" * 64
+"""The ``prev_hash`` of a case's first history record."""
+
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class ClockState:
+    """An open SLA clock. Running clocks have ``due_at``; paused ones keep ``remaining``.
+
+    ``level`` is how many rungs of the ladder the clock has climbed (0: the original deadline).
+    ``region`` is fixed when the clock starts, so a pause and resume count in the same zone.
+    """
+
+    name: str
+    running: bool
+    due_at: datetime | None
+    remaining: Duration | None
+    unit: DurationUnit
+    level: int
+    region: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "running": self.running,
+            "due_at": None if self.due_at is None else self.due_at.isoformat(),
+            "remaining": None if self.remaining is None else str(self.remaining),
+            "unit": self.unit,
+            "level": self.level,
+            "region": self.region,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ClockState:
+        return cls(
+            name=data["name"],
+            running=data["running"],
+            due_at=None if data["due_at"] is None else instant(data["due_at"]),
+            remaining=None if data["remaining"] is None else Duration.parse(data["remaining"]),
+            unit=data["unit"],
+            level=data["level"],
+            region=data["region"],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Case:
+    """A complaint as the core sees it.
+
+    ``reporter`` (the identity) is carried for the runtimes to store apart; it is excluded from
+    comparisons, from ``to_json`` unless asked for, and from every view an agency or a log gets.
+    ``seq`` and ``head`` are the length and last hash of the case's history chain.
+    """
+
+    id: str
+    workflow: str
+    model_hash: str
+    state: str
+    status: str
+    data: Mapping[str, Any]
+    region: str
+    opened_at: datetime
+    agency: str | None = None
+    clocks: tuple[ClockState, ...] = ()
+    escalation_level: int = 0
+    escalated_to: str | None = None
+    outcome: str | None = None
+    closed_at: datetime | None = None
+    seq: int = 0
+    head: str = GENESIS
+    reporter: Mapping[str, Any] = field(default=_EMPTY, compare=False, repr=False)
+
+    @property
+    def closed(self) -> bool:
+        return self.outcome is not None
+
+    @property
+    def anonymous(self) -> bool:
+        return bool(self.data.get("anonymous"))
+
+    @property
+    def confidential(self) -> bool:
+        return bool(self.data.get("confidential"))
+
+    def clock(self, name: str) -> ClockState | None:
+        for clock in self.clocks:
+            if clock.name == name:
+                return clock
+        return None
+
+    @property
+    def next_due(self) -> datetime | None:
+        """The earliest deadline among running clocks: when a runtime must wake this case."""
+        dues = [c.due_at for c in self.clocks if c.running and c.due_at is not None]
+        return min(dues) if dues else None
+
+    def evolve(self, **changes: Any) -> Case:
+        return replace(self, **changes)
+
+    def to_json(self, *, include_reporter: bool = False) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "id": self.id,
+            "workflow": self.workflow,
+            "model_hash": self.model_hash,
+            "state": self.state,
+            "status": self.status,
+            "data": dict(self.data),
+            "region": self.region,
+            "opened_at": self.opened_at.isoformat(),
+            "agency": self.agency,
+            "clocks": [c.to_json() for c in self.clocks],
+            "escalation_level": self.escalation_level,
+            "escalated_to": self.escalated_to,
+            "outcome": self.outcome,
+            "closed_at": None if self.closed_at is None else self.closed_at.isoformat(),
+            "seq": self.seq,
+            "head": self.head,
+        }
+        if include_reporter:
+            out["reporter"] = dict(self.reporter)
+        return out
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Case:
+        return cls(
+            id=data["id"],
+            workflow=data["workflow"],
+            model_hash=data["model_hash"],
+            state=data["state"],
+            status=data["status"],
+            data=MappingProxyType(dict(data["data"])),
+            region=data["region"],
+            opened_at=instant(data["opened_at"]),
+            agency=data["agency"],
+            clocks=tuple(ClockState.from_json(c) for c in data["clocks"]),
+            escalation_level=data["escalation_level"],
+            escalated_to=data["escalated_to"],
+            outcome=data["outcome"],
+            closed_at=None if data["closed_at"] is None else instant(data["closed_at"]),
+            seq=data["seq"],
+            head=data["head"],
+            reporter=MappingProxyType(dict(data.get("reporter") or {})),
+        )

@@ -1,0 +1,303 @@
+"""What goes into the core (events) and what comes out of it (effects), as plain values.
+
+Every event and effect has a stable JSON form (``to_json``/``event_from_json``/``effect_from_json``):
+the history hash chain is computed over it, the Temporal runtime passes it across the wire, and the
+scenario files and ``lapor history`` show it. Instants are serialised in UTC for inputs (so two
+runtimes whose clocks report different offsets record the same bytes) and in the owning region's
+zone for deadlines (what a person reads).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from types import MappingProxyType
+from typing import Any, Literal
+
+from engine.calendar import Duration
+from engine.errors import LaporError
+
+__all__ = [
+    "Actor",
+    "ClockLapsed",
+    "ClockPaused",
+    "ClockResumed",
+    "ClockStarted",
+    "ClockStopped",
+    "Closed",
+    "Effect",
+    "Entered",
+    "Escalated",
+    "Event",
+    "Lapsed",
+    "Notify",
+    "Rejection",
+    "Routed",
+    "Signal",
+    "Started",
+    "effect_from_json",
+    "effect_to_json",
+    "event_from_json",
+    "instant",
+    "utc_text",
+]
+
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+def utc_text(moment: datetime) -> str:
+    """An aware instant as ISO 8601 in UTC: the recorded form of every input time."""
+    if moment.tzinfo is None:
+        raise LaporError(f"time {moment.isoformat()} has no UTC offset; give one, e.g. +07:00")
+    return moment.astimezone(UTC).isoformat()
+
+
+def instant(text: str) -> datetime:
+    """Parse an ISO 8601 instant that must carry an offset."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise LaporError(
+            f"invalid time {text!r}; expected ISO 8601 with offset, e.g. 2026-03-13T15:00:00+07:00"
+        ) from None
+    if moment.tzinfo is None:
+        raise LaporError(f"time {text!r} has no UTC offset; give one, e.g. +07:00")
+    return moment
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who sends a signal: ``role`` or ``role:id`` (``admin:nasional``, ``agency:kemenkes``)."""
+
+    role: str
+    id: str = ""
+
+    @classmethod
+    def parse(cls, text: str) -> Actor:
+        role, _, ident = text.partition(":")
+        if not role or not role.replace("_", "").isalnum():
+            raise LaporError(f"invalid actor {text!r}; expected ROLE or ROLE:ID, e.g. admin:nasional")
+        return cls(role, ident)
+
+    def __str__(self) -> str:
+        return f"{self.role}:{self.id}" if self.id else self.role
+
+
+SYSTEM = Actor("system")
+
+
+# --- events (inputs) ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Started:
+    """A new complaint. ``reporter`` holds the identity and is never recorded or logged."""
+
+    case_id: str
+    data: Mapping[str, Any]
+    actor: Actor = SYSTEM
+    reporter: Mapping[str, Any] = field(default=_EMPTY, compare=False)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": "started", "case_id": self.case_id, "actor": str(self.actor), "data": dict(self.data)}
+
+
+@dataclass(frozen=True, slots=True)
+class Signal:
+    """A party acts on the case (``verify``, ``follow_up``...). ``key`` makes a retry idempotent."""
+
+    name: str
+    actor: Actor
+    data: Mapping[str, Any] = _EMPTY
+    key: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "kind": "signal",
+            "name": self.name,
+            "actor": str(self.actor),
+            "data": dict(self.data),
+        }
+        if self.key is not None:
+            out["key"] = self.key
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class ClockLapsed:
+    """A timer fired: the clock ``clock`` whose deadline was ``due_at`` may have lapsed."""
+
+    clock: str
+    due_at: datetime
+
+    @property
+    def actor(self) -> Actor:
+        return SYSTEM
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": "clock_lapsed", "clock": self.clock, "due_at": self.due_at.isoformat()}
+
+
+Event = Started | Signal | ClockLapsed
+
+
+def event_from_json(data: Mapping[str, Any]) -> Event:
+    kind = data.get("kind")
+    if kind == "started":
+        return Started(data["case_id"], dict(data["data"]), Actor.parse(data["actor"]))
+    if kind == "signal":
+        return Signal(data["name"], Actor.parse(data["actor"]), dict(data["data"]), data.get("key"))
+    if kind == "clock_lapsed":
+        return ClockLapsed(data["clock"], instant(data["due_at"]))
+    raise LaporError(f"unknown event kind {kind!r}; expected started, signal or clock_lapsed")
+
+
+# --- effects (outputs) -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Entered:
+    state: str
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class ClockStarted:
+    clock: str
+    due_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ClockStopped:
+    clock: str
+
+
+@dataclass(frozen=True, slots=True)
+class ClockPaused:
+    clock: str
+    remaining: Duration
+
+
+@dataclass(frozen=True, slots=True)
+class ClockResumed:
+    clock: str
+    due_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Lapsed:
+    """The deadline ``due_at`` of ``clock`` (at escalation ``level``, 0 = the original) passed."""
+
+    clock: str
+    due_at: datetime
+    level: int
+
+
+@dataclass(frozen=True, slots=True)
+class Escalated:
+    """The case climbed to ``level`` of its ladder; ``due_at`` is that rung's deadline (none at the top)."""
+
+    clock: str
+    level: int
+    to: str
+    due_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Routed:
+    agency: str
+    via: Literal["signal", "routing"]
+
+
+@dataclass(frozen=True, slots=True)
+class Notify:
+    """A message to deliver. Carries a role/target and template name, never a person's identity."""
+
+    to: str
+    template: str
+
+
+@dataclass(frozen=True, slots=True)
+class Closed:
+    outcome: str
+
+
+Effect = (
+    Entered
+    | ClockStarted
+    | ClockStopped
+    | ClockPaused
+    | ClockResumed
+    | Lapsed
+    | Escalated
+    | Routed
+    | Notify
+    | Closed
+)
+
+_EFFECT_KINDS: dict[type[Any], str] = {
+    Entered: "entered",
+    ClockStarted: "clock_started",
+    ClockStopped: "clock_stopped",
+    ClockPaused: "clock_paused",
+    ClockResumed: "clock_resumed",
+    Lapsed: "lapsed",
+    Escalated: "escalated",
+    Routed: "routed",
+    Notify: "notify",
+    Closed: "closed",
+}
+_KIND_EFFECTS = {kind: cls for cls, kind in _EFFECT_KINDS.items()}
+
+
+def effect_to_json(effect: Effect) -> dict[str, Any]:
+    out: dict[str, Any] = {"kind": _EFFECT_KINDS[type(effect)]}
+    for name in effect.__slots__:
+        value = getattr(effect, name)
+        if isinstance(value, datetime):
+            value = value.isoformat()
+        elif isinstance(value, Duration):
+            value = str(value)
+        out[name] = value
+    return out
+
+
+def effect_from_json(data: Mapping[str, Any]) -> Effect:
+    cls = _KIND_EFFECTS.get(data.get("kind", ""))
+    if cls is None:
+        raise LaporError(f"unknown effect kind {data.get('kind')!r}")
+    values: dict[str, Any] = {}
+    for name in cls.__slots__:
+        value = data[name]
+        if name == "due_at" and value is not None:
+            value = instant(value)
+        elif name == "remaining":
+            value = Duration.parse(value)
+        values[name] = value
+    effect: Effect = cls(**values)
+    return effect
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """Why a signal is not allowed now. ``code`` is stable for programs; ``reason`` is for people."""
+
+    code: Literal[
+        "unknown_signal",
+        "wrong_state",
+        "wrong_role",
+        "not_assigned",
+        "missing_field",
+        "unexpected_field",
+        "guard_failed",
+        "no_route",
+        "invalid_data",
+        "closed",
+        "already_started",
+        "not_started",
+    ]
+    reason: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"code": self.code, "reason": self.reason}

@@ -1,0 +1,119 @@
+"""History records and the SHA-256 chain that links them.
+
+Each record holds the input event and the effects the core decided, with sequence number, time,
+actor and the model hash the case is pinned to. ``hash`` covers all of that plus ``prev_hash``, so
+altering, dropping or reordering any record breaks every hash after it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from engine.model import canonical_json
+
+__all__ = ["RECORD_FORMAT", "HistoryRecord"]
+
+RECORD_FORMAT = 1
+"""Bump with a migration and a frozen fixture of the old format when the record shape changes."""
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryRecord:
+    seq: int
+    at: str
+    actor: str
+    model_hash: str
+    event: Mapping[str, Any]
+    effects: tuple[Mapping[str, Any], ...]
+    prev_hash: str
+    hash: str
+    format: int = RECORD_FORMAT
+
+    @staticmethod
+    def digest(
+        *,
+        seq: int,
+        at: str,
+        actor: str,
+        model_hash: str,
+        event: Mapping[str, Any],
+        effects: Sequence[Mapping[str, Any]],
+        prev_hash: str,
+        format: int = RECORD_FORMAT,
+    ) -> str:
+        body = {
+            "format": format,
+            "seq": seq,
+            "at": at,
+            "actor": actor,
+            "model_hash": model_hash,
+            "event": event,
+            "effects": list(effects),
+            "prev_hash": prev_hash,
+        }
+        return hashlib.sha256(canonical_json(body).encode()).hexdigest()
+
+    @classmethod
+    def seal(
+        cls,
+        *,
+        seq: int,
+        at: str,
+        actor: str,
+        model_hash: str,
+        event: Mapping[str, Any],
+        effects: Sequence[Mapping[str, Any]],
+        prev_hash: str,
+    ) -> HistoryRecord:
+        digest = cls.digest(
+            seq=seq,
+            at=at,
+            actor=actor,
+            model_hash=model_hash,
+            event=event,
+            effects=effects,
+            prev_hash=prev_hash,
+        )
+        return cls(seq, at, actor, model_hash, event, tuple(effects), prev_hash, digest)
+
+    def hash_is_valid(self) -> bool:
+        return self.hash == self.digest(
+            seq=self.seq,
+            at=self.at,
+            actor=self.actor,
+            model_hash=self.model_hash,
+            event=self.event,
+            effects=self.effects,
+            prev_hash=self.prev_hash,
+            format=self.format,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": self.format,
+            "seq": self.seq,
+            "at": self.at,
+            "actor": self.actor,
+            "model_hash": self.model_hash,
+            "event": dict(self.event),
+            "effects": [dict(e) for e in self.effects],
+            "prev_hash": self.prev_hash,
+            "hash": self.hash,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> HistoryRecord:
+        return cls(
+            seq=data["seq"],
+            at=data["at"],
+            actor=data["actor"],
+            model_hash=data["model_hash"],
+            event=dict(data["event"]),
+            effects=tuple(dict(e) for e in data["effects"]),
+            prev_hash=data["prev_hash"],
+            hash=data["hash"],
+            format=data.get("format", RECORD_FORMAT),
+        )

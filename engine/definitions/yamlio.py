@@ -104,7 +104,7 @@ def _location(file: str, node: Node) -> Location:
 
 def _refuse_aliases(loader: _Loader, file: str) -> Iterator[yaml.Event]:
     while loader.check_event():
-        event = loader.get_event()
+        event = loader.get_event()  # type: ignore[no-untyped-call]
         if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
             mark = event.start_mark
             raise DefinitionError(
@@ -204,7 +204,7 @@ def _compose_all(events: list[yaml.Event], loader: _Loader) -> Iterator[Node]:
         check_event()
         return current.pop(0)
 
-    loader.check_event = check_event  # type: ignore[method-assign]
+    loader.check_event = check_event  # type: ignore[method-assign, assignment]
     loader.peek_event = peek_event  # type: ignore[method-assign]
     loader.get_event = get_event  # type: ignore[method-assign]
     loader.get_event()  # StreamStart

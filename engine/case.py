@@ -84,7 +84,7 @@ class Case:
     closed_at: datetime | None = None
     seq: int = 0
     head: str = GENESIS
-    reporter: Mapping[str, Any] = field(default=_EMPTY, compare=False, repr=False)
+    reporter: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def closed(self) -> bool:

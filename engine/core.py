@@ -87,11 +87,11 @@ def decide(model: Model, case: Case | None, event: Event, now: datetime) -> Deci
         raise ValueError(
             f"case {case.id} is pinned to model {case.model_hash[:12]}, not {model.hash[:12]}"
         )
+    if isinstance(event, ClockLapsed) and not _is_due(case, event, now):
+        return Decision(case)  # a stale, duplicate or early timer: nothing to decide
     effects: list[Effect] = []
     settled = _settle(model, case, now, effects)
     if isinstance(event, ClockLapsed):
-        if not effects:
-            return Decision(case)
         return _accept(model, case, settled, event.to_json(), str(SYSTEM), effects, now)
     if settled.closed:
         return _reject(case, "closed", f"case is closed ({settled.status}); no further signals")
@@ -373,13 +373,23 @@ def _update_clocks(
 # --- lapses ---------------------------------------------------------------------------------
 
 
+def _is_due(case: Case, event: ClockLapsed, now: datetime) -> bool:
+    """Only the timer of a running clock's current deadline, once that deadline passed, acts."""
+    clock = case.clock(event.clock)
+    return (
+        clock is not None
+        and clock.running
+        and clock.due_at == event.due_at
+        and clock.due_at < now
+        and not case.closed
+    )
+
+
 def _settle(model: Model, case: Case, now: datetime, effects: list[Effect]) -> Case:
     """Apply every lapse whose deadline passed before ``now``, oldest first."""
     order = {clock.name: index for index, clock in enumerate(model.clocks)}
     for _ in range(_MAX_SETTLE_STEPS):
-        overdue = [
-            c for c in case.clocks if c.running and c.due_at is not None and c.due_at < now
-        ]
+        overdue = [c for c in case.clocks if c.running and c.due_at is not None and c.due_at < now]
         if not overdue or case.closed:
             return case
         first = min(overdue, key=lambda c: (c.due_at, order[c.name]))

@@ -1,6 +1,6 @@
 """What goes into the core (events) and what comes out of it (effects), as plain values.
 
-Every event and effect has a stable JSON form (``to_json``/``event_from_json``/``effect_from_json``):
+Every event and effect has a stable JSON form (``to_json`` and the ``*_from_json`` readers):
 the history hash chain is computed over it, the Temporal runtime passes it across the wire, and the
 scenario files and ``lapor history`` show it. Instants are serialised in UTC for inputs (so two
 runtimes whose clocks report different offsets record the same bytes) and in the owning region's
@@ -77,7 +77,9 @@ class Actor:
     def parse(cls, text: str) -> Actor:
         role, _, ident = text.partition(":")
         if not role or not role.replace("_", "").isalnum():
-            raise LaporError(f"invalid actor {text!r}; expected ROLE or ROLE:ID, e.g. admin:nasional")
+            raise LaporError(
+                f"invalid actor {text!r}; expected ROLE or ROLE:ID, e.g. admin:nasional"
+            )
         return cls(role, ident)
 
     def __str__(self) -> str:
@@ -97,10 +99,15 @@ class Started:
     case_id: str
     data: Mapping[str, Any]
     actor: Actor = SYSTEM
-    reporter: Mapping[str, Any] = field(default=_EMPTY, compare=False)
+    reporter: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
     def to_json(self) -> dict[str, Any]:
-        return {"kind": "started", "case_id": self.case_id, "actor": str(self.actor), "data": dict(self.data)}
+        return {
+            "kind": "started",
+            "case_id": self.case_id,
+            "actor": str(self.actor),
+            "data": dict(self.data),
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +116,7 @@ class Signal:
 
     name: str
     actor: Actor
-    data: Mapping[str, Any] = _EMPTY
+    data: Mapping[str, Any] = field(default_factory=dict)
     key: str | None = None
 
     def to_json(self) -> dict[str, Any]:
@@ -196,7 +203,7 @@ class Lapsed:
 
 @dataclass(frozen=True, slots=True)
 class Escalated:
-    """The case climbed to ``level`` of its ladder; ``due_at`` is that rung's deadline (none at the top)."""
+    """The case climbed to ``level`` of its ladder; ``due_at`` is that rung's deadline, if any."""
 
     clock: str
     level: int
@@ -281,7 +288,7 @@ def effect_from_json(data: Mapping[str, Any]) -> Effect:
 
 @dataclass(frozen=True, slots=True)
 class Rejection:
-    """Why a signal is not allowed now. ``code`` is stable for programs; ``reason`` is for people."""
+    """Why a signal is not allowed now: ``code`` for programs, ``reason`` for people."""
 
     code: Literal[
         "unknown_signal",

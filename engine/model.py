@@ -64,11 +64,11 @@ class Notification:
 class Transition:
     """A signal that moves a case from one of ``sources`` to ``target``.
 
-    ``requires`` fields must be present and non-empty in the signal's data; ``accepts`` are optional;
-    any other field is refused. Accepted values are recorded into the case data. ``route`` picks the
-    responsible agency (the signal's ``agency`` field, else the routing table). ``restart`` names
-    clocks that start afresh even when the case stays within their span (a dispute reopening
-    follow-up, a re-route to a new agency).
+    ``requires`` fields must be present and non-empty in the signal's data; ``accepts`` are
+    optional; any other field is refused. Accepted values are recorded into the case data.
+    ``route`` picks the responsible agency (the signal's ``agency`` field, else the routing
+    table). ``restart`` names clocks that start afresh even when the case stays within their span
+    (a dispute reopening follow-up, a re-route to a new agency).
     """
 
     trigger: str
@@ -104,7 +104,7 @@ class ClockDuration:
 
 @dataclass(frozen=True, slots=True)
 class Clock:
-    """An SLA clock: runs while the case is in ``runs_in``, pauses in ``pauses_in``, stops elsewhere.
+    """An SLA clock: runs in ``runs_in`` states, pauses in ``pauses_in``, stops elsewhere.
 
     On lapse it either climbs ``escalate`` (a ladder name) one level, or fires the ``fire`` trigger
     as the system actor (the auto-close after a follow-up nobody answered).
@@ -216,7 +216,10 @@ class Model:
             "initial": self.initial,
             "states": {n: _state_data(s) for n, s in self.states.items()},
             "transitions": {n: _transition_data(t) for n, t in self.transitions.items()},
-            "intake": {"requires": list(self.intake_requires), "accepts": list(self.intake_accepts)},
+            "intake": {
+                "requires": list(self.intake_requires),
+                "accepts": list(self.intake_accepts),
+            },
             "clocks": [_clock_data(c) for c in self.clocks],
             "ladders": {
                 n: [_level_data(level) for level in ladder.levels]
@@ -224,7 +227,8 @@ class Model:
             },
             "routing": {
                 "agencies": {
-                    c: {"name": a.name, "region": a.region} for c, a in self.routing.agencies.items()
+                    c: {"name": a.name, "region": a.region}
+                    for c, a in self.routing.agencies.items()
                 },
                 "rules": [[r.category, r.region, r.agency] for r in self.routing.rules],
             },
@@ -241,9 +245,7 @@ class Model:
             title=data["title"],
             roles=MappingProxyType(dict(data["roles"])),
             initial=data["initial"],
-            states=MappingProxyType(
-                {n: State(name=n, **s) for n, s in data["states"].items()}
-            ),
+            states=MappingProxyType({n: State(name=n, **s) for n, s in data["states"].items()}),
             transitions=MappingProxyType(
                 {n: _transition_from(n, t) for n, t in data["transitions"].items()}
             ),
@@ -258,7 +260,10 @@ class Model:
             ),
             routing=RoutingTable(
                 agencies=MappingProxyType(
-                    {c: Agency(c, a["name"], a["region"]) for c, a in data["routing"]["agencies"].items()}
+                    {
+                        c: Agency(c, a["name"], a["region"])
+                        for c, a in data["routing"]["agencies"].items()
+                    }
                 ),
                 rules=tuple(RoutingRule(*r) for r in data["routing"]["rules"]),
             ),
@@ -272,7 +277,12 @@ def _opt_duration(value: Duration | None) -> str | None:
 
 
 def _state_data(s: State) -> dict[str, Any]:
-    return {"status": s.status, "final": s.final, "outcome": s.outcome, "description": s.description}
+    return {
+        "status": s.status,
+        "final": s.final,
+        "outcome": s.outcome,
+        "description": s.description,
+    }
 
 
 def _transition_data(t: Transition) -> dict[str, Any]:

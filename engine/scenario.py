@@ -187,7 +187,8 @@ def load_scenario(path: Path) -> Scenario:
     raw = load_yaml_file(path)
     if not isinstance(raw, MarkedDict) or "scenario" not in raw:
         raise DefinitionError(
-            "not a scenario file: expected a mapping with a 'scenario' key", location=Location(str(path))
+            "not a scenario file: expected a mapping with a 'scenario' key",
+            location=Location(str(path)),
         )
     try:
         return Scenario.model_validate(raw)
@@ -261,12 +262,16 @@ def run_scenario(
             result.failures.append(f"{label}: unexpectedly rejected: {decision.rejection.reason}")
         result.failures.extend(
             f"{label}: {problem}"
-            for problem in check(expectation, runtime.case(case_id), runtime.history(case_id), decision)
+            for problem in check(
+                expectation, runtime.case(case_id), runtime.history(case_id), decision
+            )
         )
     if scenario.expect is not None:
         result.failures.extend(
             f"end: {problem}"
-            for problem in check(scenario.expect, runtime.case(case_id), runtime.history(case_id), None)
+            for problem in check(
+                scenario.expect, runtime.case(case_id), runtime.history(case_id), None
+            )
         )
     result.case = runtime.case(case_id)
     result.history = runtime.history(case_id)
@@ -359,7 +364,9 @@ def _check_clock(name: str, expect: ClockExpectation | None, case: Case) -> list
         problems.append(f"clock {name!r}: expected due {expect.due_at}, got {due_text}")
     remaining = str(clock.remaining) if clock.remaining else None
     if expect.remaining is not None and expect.remaining != remaining:
-        problems.append(f"clock {name!r}: expected remaining {expect.remaining!r}, got {remaining!r}")
+        problems.append(
+            f"clock {name!r}: expected remaining {expect.remaining!r}, got {remaining!r}"
+        )
     if expect.level is not None and expect.level != clock.level:
         problems.append(f"clock {name!r}: expected level {expect.level}, got {clock.level}")
     return problems
@@ -371,7 +378,9 @@ def _check_escalations(
     problems: list[str] = []
     if len(wanted) != len(got):
         summary = ", ".join(f"{e['clock']}→{e['to']} (level {e['level']})" for _, e in got)
-        problems.append(f"expected {len(wanted)} escalation(s), got {len(got)}: {summary or 'none'}")
+        problems.append(
+            f"expected {len(wanted)} escalation(s), got {len(got)}: {summary or 'none'}"
+        )
     for index, (want, (record, effect)) in enumerate(zip(wanted, got, strict=False), start=1):
         actual = (effect["clock"], effect["level"], effect["to"])
         if (want.clock, want.level, want.to) != actual:
@@ -382,7 +391,9 @@ def _check_escalations(
         if want.at is not None and not _same_instant(want.at, record.at):
             problems.append(f"escalation {index}: expected at {want.at}, got {record.at}")
         if want.due_at is not None and not _same_instant(want.due_at, effect["due_at"]):
-            problems.append(f"escalation {index}: expected due {want.due_at}, got {effect['due_at']}")
+            problems.append(
+                f"escalation {index}: expected due {want.due_at}, got {effect['due_at']}"
+            )
     return problems
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import lru_cache
 from types import MappingProxyType
 from typing import Any
@@ -51,7 +51,16 @@ from engine.events import (
 from engine.model import Clock, Model, Transition
 from engine.records import HistoryRecord
 
-__all__ = ["Decision", "allowed_signals", "decide"]
+__all__ = ["LAPSE_MARGIN", "Decision", "allowed_signals", "decide", "wake_at"]
+
+LAPSE_MARGIN = timedelta(seconds=1)
+"""A deadline such as 23:59:59 is still on time; the clock lapses at the first second after it."""
+
+
+def wake_at(due_at: datetime) -> datetime:
+    """When a runtime should deliver ``ClockLapsed`` for a deadline."""
+    return due_at + LAPSE_MARGIN
+
 
 _MAX_SETTLE_STEPS = 1000  # far above any real ladder; a loop this long is a model bug, not a case
 

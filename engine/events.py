@@ -99,7 +99,7 @@ class Started:
     case_id: str
     data: Mapping[str, Any]
     actor: Actor = SYSTEM
-    reporter: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    reporter: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -143,7 +143,7 @@ class ClockLapsed:
         return SYSTEM
 
     def to_json(self) -> dict[str, Any]:
-        return {"kind": "clock_lapsed", "clock": self.clock, "due_at": self.due_at.isoformat()}
+        return {"kind": "clock_lapsed", "clock": self.clock, "due_at": utc_text(self.due_at)}
 
 
 Event = Started | Signal | ClockLapsed

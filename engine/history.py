@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from engine.case import GENESIS, Case
-from engine.core import Decision, decide
-from engine.events import event_from_json, instant
+from engine.core import Decision, decide, wake_at
+from engine.events import ClockLapsed, event_from_json, instant
 from engine.model import Model
 from engine.records import HistoryRecord
 
@@ -62,22 +63,48 @@ def replay(model: Model, records: Sequence[HistoryRecord]) -> AuditReport:
             problems.append(f"record {record.seq}: replay did not accept the event ({reason})")
             break
         if decision.record.effects != record.effects:
-            problems.append(f"record {record.seq}: re-derived effects differ from the recorded ones")
+            problems.append(
+                f"record {record.seq}: re-derived effects differ from the recorded ones"
+            )
         elif decision.record.hash != record.hash:
             problems.append(f"record {record.seq}: re-derived record hash differs")
         case = decision.case
     return AuditReport(len(records), tuple(problems), case)
 
 
-def what_if(model: Model, records: Sequence[HistoryRecord]) -> list[Decision]:
-    """The same inputs under another model: what would each decision have been?"""
+def what_if(
+    model: Model, records: Sequence[HistoryRecord], until: datetime | None = None
+) -> list[Decision]:
+    """The same inputs under another model: what would each decision have been?
+
+    The recorded timers belong to the recorded model; the new model's own clocks are fired at
+    their own deadlines between the inputs, and up to ``until`` (default: the last input).
+    """
     decisions: list[Decision] = []
     case: Case | None = None
+
+    def fire_timers_until(moment: datetime) -> None:
+        nonlocal case
+        while case is not None and case.next_due is not None:
+            due = case.next_due
+            if wake_at(due) > moment:
+                return
+            clock = next(c.name for c in case.clocks if c.running and c.due_at == due)
+            decision = decide(model, case, ClockLapsed(clock, due), wake_at(due))
+            decisions.append(decision)
+            if not decision.accepted:
+                return
+            case = decision.case
+
     for record in records:
         if record.event.get("kind") == "clock_lapsed":
-            continue  # timers belong to the recorded model; the new model settles its own
-        decision = decide(model, case, event_from_json(record.event), instant(record.at))
+            continue
+        at = instant(record.at)
+        fire_timers_until(at)
+        decision = decide(model, case, event_from_json(record.event), at)
         decisions.append(decision)
         if decision.case is not None and decision.accepted:
             case = decision.case
+    if records:
+        fire_timers_until(until or instant(records[-1].at))
     return decisions

@@ -193,12 +193,13 @@ class Model:
     routing: RoutingTable
     calendar: WorkingCalendar
     national_region: str = "ID-JK"
-    hash: str = field(default="", compare=False)
+    hash: str = field(init=False, compare=False, default="")
 
     def __post_init__(self) -> None:
-        if not self.hash:
-            digest = hashlib.sha256(canonical_json(self.to_data()).encode()).hexdigest()
-            object.__setattr__(self, "hash", digest)
+        # Always derived, never passed in: a model changed with dataclasses.replace() must not
+        # keep the identity of the one it was made from.
+        digest = hashlib.sha256(canonical_json(self.to_data()).encode()).hexdigest()
+        object.__setattr__(self, "hash", digest)
 
     def clock(self, name: str) -> Clock:
         for clock in self.clocks:

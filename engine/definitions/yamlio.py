@@ -25,9 +25,25 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from engine.errors import DefinitionError, Location
 
-__all__ = ["MAX_FILE_BYTES", "MarkedDict", "MarkedList", "load_yaml_file", "load_yaml_text"]
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_FILE_BYTES",
+    "MarkedDict",
+    "MarkedList",
+    "load_yaml_file",
+    "load_yaml_text",
+    "read_yaml",
+]
 
 MAX_FILE_BYTES = 2 * 1024 * 1024
+MAX_DEPTH = 50
+_OPENING = (
+    yaml.FlowSequenceStartToken,
+    yaml.FlowMappingStartToken,
+    yaml.BlockSequenceStartToken,
+    yaml.BlockMappingStartToken,
+)
+_CLOSING = (yaml.FlowSequenceEndToken, yaml.FlowMappingEndToken, yaml.BlockEndToken)
 _CORE_TAGS = {
     "tag:yaml.org,2002:str",
     "tag:yaml.org,2002:int",
@@ -152,12 +168,13 @@ def _convert(node: Node, file: str, loader: _Loader) -> Any:
 
 
 def load_yaml_text(text: str, file: str = "<string>") -> Any:
-    """Parse one YAML document into plain data with marks; raise ``DefinitionError`` on any problem."""
+    """Parse one YAML document into plain data with marks; ``DefinitionError`` on any problem."""
     if len(text.encode("utf-8", errors="replace")) > MAX_FILE_BYTES:
         raise DefinitionError(
             f"file is larger than {MAX_FILE_BYTES // 1024} KiB; definition files are small",
             location=Location(file),
         )
+    _refuse_deep_nesting(text, file)
     loader = _Loader(text)
     try:
         events = list(_refuse_aliases(loader, file))
@@ -178,7 +195,16 @@ def load_yaml_text(text: str, file: str = "<string>") -> Any:
         problem = exc.problem or exc.context or "malformed YAML"
         raise DefinitionError(f"malformed YAML: {problem}", location=where) from None
     except yaml.YAMLError as exc:
-        raise DefinitionError(f"malformed YAML: {exc}", location=Location(file)) from None
+        raise DefinitionError(f"malformed YAML: {exc}", location=Location(file, 1, 1)) from None
+    except RecursionError:
+        raise DefinitionError(
+            "YAML nesting is too deep; definition files are a few levels deep",
+            location=Location(file, 1, 1),
+        ) from None
+    except (ValueError, TypeError, OverflowError) as exc:  # a scalar PyYAML cannot construct
+        raise DefinitionError(
+            f"malformed YAML value: {exc}", location=Location(file, 1, 1)
+        ) from None
     finally:
         loader.dispose()
 
@@ -216,20 +242,55 @@ def _compose_all(events: list[yaml.Event], loader: _Loader) -> Iterator[Node]:
 
 def load_yaml_file(path: str | Path) -> Any:
     """Read and parse a definition file; errors name the file as the user wrote it."""
+    return read_yaml(Path(path))[1]
+
+
+def read_yaml(path: Path) -> tuple[str, Any]:
+    """The text and marked data of a YAML file; whole-file problems are reported at line 1."""
     file = str(path)
     try:
-        raw = Path(path).read_bytes()
+        with path.open("rb") as stream:  # read one byte past the limit, never a whole huge file
+            data = stream.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
-        raise DefinitionError(f"cannot read file: {exc.strerror}", location=Location(file)) from None
-    if len(raw) > MAX_FILE_BYTES:
+        raise DefinitionError(f"cannot read: {exc.strerror}", location=Location(file)) from None
+    if len(data) > MAX_FILE_BYTES:
         raise DefinitionError(
             f"file is larger than {MAX_FILE_BYTES // 1024} KiB; definition files are small",
-            location=Location(file),
+            location=Location(file, 1, 1),
         )
     try:
-        text = raw.decode("utf-8")
+        text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
         raise DefinitionError(
-            f"file is not UTF-8 text (byte {exc.start})", location=Location(file)
+            f"file is not UTF-8 text: byte 0x{data[exc.start]:02x} cannot be decoded; "
+            "save the file as UTF-8",
+            location=Location(file, line, column),
         ) from None
-    return load_yaml_text(text, file)
+    return text, load_yaml_text(text, file)
+
+
+def _refuse_deep_nesting(text: str, file: str) -> None:
+    """Refuse nesting deeper than any definition needs, before the parser sees it.
+
+    PyYAML's scanner does work proportional to the flow depth for every token, so a file of
+    nothing but ``[`` takes quadratic time (hours for 2 MiB) and its composer recurses once per
+    level. Scanning tokens lazily and stopping at the limit keeps the cost linear.
+    """
+    depth = 0
+    try:
+        for token in yaml.scan(text, Loader=yaml.SafeLoader):  # tokens only: nothing is built
+            if isinstance(token, _OPENING):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    mark = token.start_mark
+                    raise DefinitionError(
+                        f"YAML nesting is deeper than {MAX_DEPTH} levels; definition files are a "
+                        "few levels deep",
+                        location=Location(file, mark.line + 1, mark.column + 1),
+                    )
+            elif isinstance(token, _CLOSING):
+                depth -= 1
+    except yaml.YAMLError:
+        return  # malformed: the strict parser reports it, with its position

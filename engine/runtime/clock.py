@@ -5,18 +5,12 @@ The core never reads time; runtimes ask one of these and pass ``now`` in.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Protocol
 
+from engine.core import LAPSE_MARGIN, wake_at
+
 __all__ = ["LAPSE_MARGIN", "Clock", "VirtualClock", "WallClock", "wake_at"]
-
-LAPSE_MARGIN = timedelta(seconds=1)
-"""A deadline such as 23:59:59 is still on time; the clock lapses at the first second after it."""
-
-
-def wake_at(due_at: datetime) -> datetime:
-    """When a runtime should deliver ``ClockLapsed`` for a deadline."""
-    return due_at + LAPSE_MARGIN
 
 
 class Clock(Protocol):

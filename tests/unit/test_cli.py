@@ -1,0 +1,169 @@
+"""The `lapor` command as a user runs it: a real subprocess, real files, exit codes and output."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from engine.definitions.yamlio import load_yaml_file
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def lapor(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "engine.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+    )
+
+
+def test_validate_accepts_the_shipped_definitions() -> None:
+    result = lapor("validate", "workflows/", "policies/")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no problems" in result.stdout
+
+
+def test_validate_reports_each_problem_as_file_line_col(tmp_path: Path) -> None:
+    shutil.copytree(ROOT / "workflows", tmp_path / "workflows")
+    shutil.copytree(ROOT / "policies", tmp_path / "policies")
+    workflow = tmp_path / "workflows" / "sp4n-lapor.yaml"
+    workflow.write_text(workflow.read_text().replace("to: in_progress\n", "to: in_progres\n", 1))
+    result = lapor("validate", "workflows/", "policies/", cwd=tmp_path)
+    assert result.returncode == 1
+    lines = [line for line in result.stdout.splitlines() if "in_progres'" in line]
+    assert lines, result.stdout
+    path, line, col, message = lines[0].split(":", 3)
+    assert path.endswith("workflows/sp4n-lapor.yaml") and line.isdigit() and col.isdigit()
+    assert "unknown state 'in_progres'" in message
+    assert "Traceback" not in result.stderr
+
+
+def test_deadline_prints_the_due_instant_in_the_region_zone() -> None:
+    result = lapor(
+        "deadline",
+        "--start",
+        "2026-03-13T15:00:00+07:00",
+        "--duration",
+        "3 working days",
+        "--region",
+        "ID-JK",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "2026-03-25T23:59:59+07:00"
+
+
+def test_deadline_in_papua_is_printed_in_wit() -> None:
+    result = lapor(
+        "deadline",
+        "--start",
+        "2026-08-04T10:00:00+07:00",
+        "--duration",
+        "5 hari kerja",
+        "--region",
+        "ID-PA",
+    )
+    assert result.stdout.strip() == "2026-08-11T23:59:59+09:00"
+
+
+@pytest.mark.parametrize(
+    ("start", "duration", "region", "fragment"),
+    [
+        ("2026-03-13T15:00:00", "3 working days", "ID-JK", "no UTC offset"),
+        ("2026-03-13T15:00:00+07:00", "3 working dayz", "ID-JK", "cannot read duration"),
+        ("2026-03-13T15:00:00+07:00", "3 working days", "ID-XX", "ID-XX"),
+        ("2029-03-13T15:00:00+07:00", "3 working days", "ID-JK", "no calendar for 2029"),
+    ],
+)
+def test_deadline_mistakes_are_one_line_errors(
+    start: str, duration: str, region: str, fragment: str
+) -> None:
+    result = lapor("deadline", "--start", start, "--duration", duration, "--region", region)
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: ")
+    assert fragment in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_diagram_is_a_mermaid_state_diagram_with_every_state() -> None:
+    result = lapor("diagram", "workflows/sp4n-lapor.yaml")
+    assert result.returncode == 0, result.stderr
+    assert "stateDiagram-v2" in result.stdout
+    for state in ("submitted", "disposed", "awaiting_reporter", "referred_to_ombudsman"):
+        assert f" as {state}" in result.stdout
+    assert "[*] --> submitted" in result.stdout
+    assert "closed --> [*]" in result.stdout
+    assert "verification: 3 working days" in result.stdout
+
+
+def test_schema_validates_every_shipped_definition_file() -> None:
+    result = lapor("schema")
+    assert result.returncode == 0, result.stderr
+    schema = json.loads(result.stdout)
+    files = [ROOT / "workflows" / "sp4n-lapor.yaml"]
+    for kind in ("sla", "escalation", "routing"):
+        files += sorted((ROOT / "policies" / kind).glob("*.yaml"))
+    assert len(files) >= 4
+    for path in files:
+        jsonschema.validate(json.loads(json.dumps(load_yaml_file(path))), schema)
+
+
+def test_schema_rejects_an_unknown_key() -> None:
+    schema = json.loads(lapor("schema").stdout)
+    document = json.loads(json.dumps(load_yaml_file(ROOT / "policies/sla/sp4n-lapor.yaml")))
+    document["clocks"]["verification"]["pauses"] = ["on_hold"]
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(document, schema)
+
+
+def test_simulate_json_prints_the_case_and_its_hash_chained_history() -> None:
+    result = lapor("simulate", "policies/tests/auto-close-after-ten-working-days.yaml", "--json")
+    assert result.returncode == 0, result.stderr
+    payload = json.loads(result.stdout)
+    assert payload["passed"] is True
+    assert payload["case"]["state"] == "closed"
+    history = payload["history"]
+    assert [r["seq"] for r in history] == list(range(1, len(history) + 1))
+    assert all(r["prev_hash"] == p["hash"] for p, r in itertools.pairwise(history))
+
+
+def test_simulate_prints_a_readable_history() -> None:
+    result = lapor("simulate", "policies/tests/hold-pauses-verification-across-nyepi.yaml")
+    assert result.returncode == 0, result.stderr
+    assert "clock verification paused with 2 working days left" in result.stdout
+    assert "2026-03-26 23:59:59 WIB" in result.stdout
+
+
+def test_test_command_fails_on_a_broken_expectation(tmp_path: Path) -> None:
+    shutil.copytree(ROOT / "workflows", tmp_path / "workflows")
+    shutil.copytree(
+        ROOT / "policies", tmp_path / "policies", ignore=shutil.ignore_patterns("tests")
+    )
+    scenario = (ROOT / "policies/tests/auto-close-after-ten-working-days.yaml").read_text()
+    (tmp_path / "policies" / "tests").mkdir()
+    (tmp_path / "policies/tests/ok.yaml").write_text(scenario)
+    (tmp_path / "policies/tests/broken.yaml").write_text(
+        scenario.replace("status: Selesai", "status: Diarsipkan")
+    )
+    result = lapor("test", "policies/tests/", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "1 passed, 1 failed" in result.stdout
+    assert "expected status 'Diarsipkan', got 'Selesai'" in result.stdout
+
+
+def test_test_command_runs_every_shipped_scenario() -> None:
+    result = lapor("test", "policies/tests/")
+    assert result.returncode == 0, result.stdout
+    summary = result.stdout.strip().splitlines()[-1]
+    passed = int(summary.split()[1])
+    assert passed >= 15 and " 0 failed" in summary

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from types import MappingProxyType
 from typing import Any
@@ -111,7 +111,10 @@ class Case:
         return min(dues) if dues else None
 
     def evolve(self, **changes: Any) -> Case:
-        return replace(self, **changes)
+        """A copy with ``changes`` (hand-rolled: ``dataclasses.replace`` dominated decide())."""
+        values = {name: getattr(self, name) for name in _CASE_FIELDS}
+        values.update(changes)
+        return Case(**values)
 
     def to_json(self, *, include_reporter: bool = False) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -157,3 +160,6 @@ class Case:
             head=data["head"],
             reporter=MappingProxyType(dict(data.get("reporter") or {})),
         )
+
+
+_CASE_FIELDS = tuple(f.name for f in fields(Case))

@@ -101,7 +101,7 @@ def decide(model: Model, case: Case | None, event: Event, now: datetime) -> Deci
     effects: list[Effect] = []
     settled = _settle(model, case, now, effects)
     if isinstance(event, ClockLapsed):
-        return _accept(model, case, settled, event.to_json(), str(SYSTEM), effects, now)
+        return _accept(model, case, settled, {}, event.to_json(), str(SYSTEM), effects, now)
     if settled.closed:
         return _reject(case, "closed", f"case is closed ({settled.status}); no further signals")
     transition, rejection = _check_signal(model, settled, event)
@@ -111,8 +111,8 @@ def decide(model: Model, case: Case | None, event: Event, now: datetime) -> Deci
     agency, rejection = _route(model, settled, transition, event)
     if rejection is not None:
         return Decision(case, rejection=rejection)
-    after = _take(model, settled, transition, event.data, agency, now, effects)
-    return _accept(model, case, after, event.to_json(), str(event.actor), effects, now)
+    changes = _take(model, settled, transition, event.data, agency, now, effects)
+    return _accept(model, case, settled, changes, event.to_json(), str(event.actor), effects, now)
 
 
 def allowed_signals(model: Model, case: Case) -> list[str]:
@@ -165,8 +165,9 @@ def _start(model: Model, event: Started, now: datetime) -> Decision:
         reporter=event.reporter,
     )
     effects: list[Effect] = [Entered(state.name, state.status)]
-    case = _update_clocks(model, case, (), now, effects)
-    return _accept(model, None, case, event.to_json(), str(event.actor), effects, now)
+    clocks = _next_clocks(model, case, state.name, case.data, None, (), now, effects)
+    changes = {"clocks": clocks}
+    return _accept(model, None, case, changes, event.to_json(), str(event.actor), effects, now)
 
 
 # --- signals --------------------------------------------------------------------------------
@@ -176,16 +177,16 @@ def _check_signal(
     model: Model, case: Case, signal: Signal
 ) -> tuple[Transition | None, Rejection | None]:
     transition = model.transitions.get(signal.name)
-    allowed = ", ".join(allowed_signals(model, case)) or "none"
     if transition is None:
         return None, Rejection(
-            "unknown_signal", f"unknown signal {signal.name!r}; allowed now: {allowed}"
+            "unknown_signal",
+            f"unknown signal {signal.name!r}; allowed now: {_allowed_text(model, case)}",
         )
     if case.state not in transition.sources:
         return None, Rejection(
             "wrong_state",
             f"{signal.name!r} is not allowed in state {case.state!r} ({case.status}); "
-            f"allowed now: {allowed}",
+            f"allowed now: {_allowed_text(model, case)}",
         )
     actor = signal.actor
     if actor.role not in transition.roles:
@@ -229,6 +230,10 @@ def _check_signal(
     return transition, None
 
 
+def _allowed_text(model: Model, case: Case) -> str:
+    return ", ".join(allowed_signals(model, case)) or "none"
+
+
 def _route(
     model: Model, case: Case, transition: Transition, signal: Signal
 ) -> tuple[str | None, Rejection | None]:
@@ -267,29 +272,34 @@ def _check_clock_choices(model: Model, data: Mapping[str, Any]) -> str | None:
 
 
 @lru_cache(maxsize=512)
-def _program(source: str) -> Any:
-    return cel.compile(source)
+def _program(source: str) -> tuple[Any, frozenset[str]]:
+    """The compiled guard and the variables it reads (only those are converted to CEL values)."""
+    program = cel.compile(source)
+    return program, frozenset(program.variables())
 
 
 def _evaluate_guard(
     source: str, case: Case, data: Mapping[str, Any], actor: Actor
 ) -> tuple[bool, str]:
-    case_view: dict[str, Any] = {
-        "state": case.state,
-        "status": case.status,
-        "region": case.region,
-        "escalation_level": case.escalation_level,
-        "data": dict(case.data),
-    }
-    if case.agency is not None:
-        case_view["agency"] = case.agency
-    context = {
-        "case": case_view,
-        "data": dict(data),
-        "actor": {"role": actor.role, "id": actor.id},
-    }
+    program, variables = _program(source)
+    context: dict[str, Any] = {}
+    if "case" in variables:
+        case_view: dict[str, Any] = {
+            "state": case.state,
+            "status": case.status,
+            "region": case.region,
+            "escalation_level": case.escalation_level,
+            "data": dict(case.data),
+        }
+        if case.agency is not None:
+            case_view["agency"] = case.agency
+        context["case"] = case_view
+    if "data" in variables:
+        context["data"] = dict(data)
+    if "actor" in variables:
+        context["actor"] = {"role": actor.role, "id": actor.id}
     try:
-        result = _program(source).execute(context)
+        result = program.execute(context)
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         return False, f" (could not evaluate: {exc})"
     if not isinstance(result, bool):
@@ -308,44 +318,58 @@ def _take(
     agency: str | None,
     now: datetime,
     effects: list[Effect],
-) -> Case:
-    data = dict(case.data)
-    data.update(fields)
+) -> dict[str, Any]:
+    """The changes ``transition`` makes to ``case`` (applied by the caller in one step)."""
+    data: Mapping[str, Any] = case.data
+    if fields:
+        data = MappingProxyType({**case.data, **fields})
     if transition.route and agency is not None:
         effects.append(Routed(agency, "signal" if "agency" in fields else "routing"))
     target = model.states[transition.target]
     effects.append(Entered(target.name, target.status))
-    case = case.evolve(
-        state=target.name, status=target.status, data=MappingProxyType(data), agency=agency
-    )
-    case = _update_clocks(model, case, transition.restart, now, effects)
+    clocks = _next_clocks(model, case, target.name, data, agency, transition.restart, now, effects)
     effects.extend(Notify(n.to, n.template) for n in transition.notify)
+    changes: dict[str, Any] = {
+        "state": target.name,
+        "status": target.status,
+        "data": data,
+        "agency": agency,
+        "clocks": clocks,
+    }
     if target.final:
         outcome = target.outcome or target.name
         effects.append(Closed(outcome))
-        case = case.evolve(outcome=outcome, closed_at=now)
-    return case
+        changes["outcome"] = outcome
+        changes["closed_at"] = now
+    return changes
 
 
-def _clock_region(model: Model, case: Case, clock: Clock) -> str:
+def _clock_region(model: Model, agency_code: str | None, case_region: str, clock: Clock) -> str:
     if clock.region == "national":
         return model.national_region
-    if clock.region == "agency" and case.agency is not None:
-        agency = model.routing.agencies.get(case.agency)
+    if clock.region == "agency" and agency_code is not None:
+        agency = model.routing.agencies.get(agency_code)
         if agency is not None:
             return agency.region
-    return case.region
+    return case_region
 
 
-def _update_clocks(
-    model: Model, case: Case, restart: tuple[str, ...], now: datetime, effects: list[Effect]
-) -> Case:
-    """Start, resume, pause or stop every clock for the state the case just entered."""
-    final = model.states[case.state].final
+def _next_clocks(
+    model: Model,
+    case: Case,
+    state: str,
+    data: Mapping[str, Any],
+    agency: str | None,
+    restart: tuple[str, ...],
+    now: datetime,
+    effects: list[Effect],
+) -> tuple[ClockState, ...]:
+    """Start, resume, pause or stop every clock for ``state``, which the case is entering."""
+    final = model.states[state].final
     clocks: list[ClockState] = []
     for clock in model.clocks:
         current = case.clock(clock.name)
-        if not final and case.state in clock.runs_in:
+        if not final and state in clock.runs_in:
             if current is not None and clock.name not in restart:
                 if not current.running:
                     assert current.remaining is not None
@@ -356,16 +380,16 @@ def _update_clocks(
                     )
                 clocks.append(current)
                 continue
-            duration = clock.duration.for_data(case.data)
+            duration = clock.duration.for_data(data)
             if duration is None:
                 continue
             if current is not None:
                 effects.append(ClockStopped(clock.name))
-            region = _clock_region(model, case, clock)
+            region = _clock_region(model, agency, case.region, clock)
             due = model.calendar.due(now, duration, region)
             effects.append(ClockStarted(clock.name, due))
             clocks.append(ClockState(clock.name, True, due, None, duration.unit, 0, region))
-        elif current is not None and not final and case.state in clock.pauses_in:
+        elif current is not None and not final and state in clock.pauses_in:
             if current.running:
                 assert current.due_at is not None
                 left = model.calendar.remaining(now, current.due_at, current.unit, current.region)
@@ -376,7 +400,7 @@ def _update_clocks(
             clocks.append(current)
         elif current is not None:
             effects.append(ClockStopped(clock.name))
-    return case.evolve(clocks=tuple(clocks))
+    return tuple(clocks)
 
 
 # --- lapses ---------------------------------------------------------------------------------
@@ -443,7 +467,7 @@ def _fire(model: Model, case: Case, trigger: str, now: datetime, effects: list[E
     transition = model.transitions[trigger]
     if case.closed or case.state not in transition.sources:
         return case  # validation guarantees this cannot happen for a checked model
-    return _take(model, case, transition, {}, case.agency, now, effects)
+    return case.evolve(**_take(model, case, transition, {}, case.agency, now, effects))
 
 
 # --- helpers --------------------------------------------------------------------------------
@@ -460,7 +484,8 @@ def _reject(case: Case | None, code: Any, reason: str) -> Decision:
 def _accept(
     model: Model,
     before: Case | None,
-    after: Case,
+    base: Case,
+    changes: dict[str, Any],
     event: Mapping[str, Any],
     actor: str,
     effects: list[Effect],
@@ -477,4 +502,5 @@ def _accept(
         effects=[effect_to_json(e) for e in effects],
         prev_hash=prev,
     )
-    return Decision(after.evolve(seq=seq, head=record.hash), tuple(effects), record)
+    after = base.evolve(**changes, seq=seq, head=record.hash)
+    return Decision(after, tuple(effects), record)

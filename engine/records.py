@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from engine.model import canonical_json
@@ -31,6 +31,10 @@ class HistoryRecord:
     prev_hash: str
     hash: str
     format: int = RECORD_FORMAT
+    # The canonical JSON of ``event`` and ``effects``, computed once while hashing and reused by
+    # stores so a record is serialised once, not twice.
+    event_text: str = field(default="", compare=False, repr=False)
+    effects_text: str = field(default="", compare=False, repr=False)
 
     @staticmethod
     def digest(
@@ -39,22 +43,24 @@ class HistoryRecord:
         at: str,
         actor: str,
         model_hash: str,
-        event: Mapping[str, Any],
-        effects: Sequence[Mapping[str, Any]],
+        event_text: str,
+        effects_text: str,
         prev_hash: str,
         format: int = RECORD_FORMAT,
     ) -> str:
-        body = {
-            "format": format,
-            "seq": seq,
-            "at": at,
-            "actor": actor,
-            "model_hash": model_hash,
-            "event": event,
-            "effects": list(effects),
-            "prev_hash": prev_hash,
-        }
-        return hashlib.sha256(canonical_json(body).encode()).hexdigest()
+        """SHA-256 of the canonical JSON of the whole record body.
+
+        The body is assembled around the already-canonical event and effects texts, keys in sorted
+        order, which is byte-for-byte ``canonical_json`` of the body as one mapping (a unit test
+        holds the two equal).
+        """
+        body = (
+            f'{{"actor":{canonical_json(actor)},"at":{canonical_json(at)},'
+            f'"effects":{effects_text},"event":{event_text},"format":{format},'
+            f'"model_hash":{canonical_json(model_hash)},"prev_hash":{canonical_json(prev_hash)},'
+            f'"seq":{seq}}}'
+        )
+        return hashlib.sha256(body.encode()).hexdigest()
 
     @classmethod
     def seal(
@@ -68,25 +74,40 @@ class HistoryRecord:
         effects: Sequence[Mapping[str, Any]],
         prev_hash: str,
     ) -> HistoryRecord:
+        event_text = canonical_json(event)
+        effects_text = canonical_json(list(effects))
         digest = cls.digest(
             seq=seq,
             at=at,
             actor=actor,
             model_hash=model_hash,
-            event=event,
-            effects=effects,
+            event_text=event_text,
+            effects_text=effects_text,
             prev_hash=prev_hash,
         )
-        return cls(seq, at, actor, model_hash, event, tuple(effects), prev_hash, digest)
+        return cls(
+            seq,
+            at,
+            actor,
+            model_hash,
+            event,
+            tuple(effects),
+            prev_hash,
+            digest,
+            RECORD_FORMAT,
+            event_text,
+            effects_text,
+        )
 
     def hash_is_valid(self) -> bool:
+        """Recompute the hash from the record's values (never from its cached texts)."""
         return self.hash == self.digest(
             seq=self.seq,
             at=self.at,
             actor=self.actor,
             model_hash=self.model_hash,
-            event=self.event,
-            effects=self.effects,
+            event_text=canonical_json(self.event),
+            effects_text=canonical_json([dict(e) for e in self.effects]),
             prev_hash=self.prev_hash,
             format=self.format,
         )

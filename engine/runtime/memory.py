@@ -7,9 +7,9 @@ durable runtimes must agree with, decision for decision.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.case import Case
 from engine.core import Decision, decide
@@ -19,13 +19,23 @@ from engine.model import Model
 from engine.records import HistoryRecord
 from engine.runtime.clock import VirtualClock, wake_at
 
+if TYPE_CHECKING:
+    from engine.demo import StartRequest
+
 __all__ = ["MemoryRuntime"]
 
 
 class MemoryRuntime:
-    def __init__(self, models: Mapping[str, Model], clock: VirtualClock) -> None:
+    def __init__(
+        self,
+        models: Mapping[str, Model],
+        clock: VirtualClock,
+        *,
+        observer: Callable[[Decision], None] | None = None,
+    ) -> None:
         self.models = dict(models)
         self.clock = clock
+        self.observer = observer
         self._cases: dict[str, Case] = {}
         self._history: dict[str, list[HistoryRecord]] = {}
         self._models_by_case: dict[str, Model] = {}
@@ -64,6 +74,14 @@ class MemoryRuntime:
         decision = decide(model, self._cases[case_id], signal, self.clock.now())
         return self._store(case_id, decision)
 
+    def start_many(self, requests: Sequence[StartRequest], now: datetime) -> list[Decision]:
+        return [
+            self.start(r.workflow, r.case_id, r.data, reporter=r.reporter, at=now) for r in requests
+        ]
+
+    def signal_many(self, items: Sequence[tuple[str, Signal]], now: datetime) -> list[Decision]:
+        return [self.signal(case_id, signal, at=now) for case_id, signal in items]
+
     def advance_to(self, moment: datetime) -> None:
         """Move the virtual clock to ``moment``, firing every timer due on the way, in order."""
         while self._timers and self._timers[0][0] <= moment:
@@ -87,6 +105,8 @@ class MemoryRuntime:
         return self._models_by_case[case_id]
 
     def _store(self, case_id: str, decision: Decision) -> Decision:
+        if self.observer is not None and (decision.record or decision.rejection):
+            self.observer(decision)
         if decision.record is None or decision.case is None:
             return decision
         self._cases[case_id] = decision.case

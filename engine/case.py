@@ -76,6 +76,7 @@ class Case:
     data: Mapping[str, Any]
     region: str
     opened_at: datetime
+    last_at: datetime  # time of the last recorded decision: a case's time never runs backwards
     agency: str | None = None
     clocks: tuple[ClockState, ...] = ()
     escalation_level: int = 0
@@ -126,6 +127,7 @@ class Case:
             "data": dict(self.data),
             "region": self.region,
             "opened_at": self.opened_at.isoformat(),
+            "last_at": self.last_at.isoformat(),
             "agency": self.agency,
             "clocks": [c.to_json() for c in self.clocks],
             "escalation_level": self.escalation_level,
@@ -150,6 +152,7 @@ class Case:
             data=MappingProxyType(dict(data["data"])),
             region=data["region"],
             opened_at=instant(data["opened_at"]),
+            last_at=instant(data["last_at"]),
             agency=data["agency"],
             clocks=tuple(ClockState.from_json(c) for c in data["clocks"]),
             escalation_level=data["escalation_level"],

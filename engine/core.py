@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from types import MappingProxyType
 from typing import Any
@@ -86,6 +86,9 @@ class Decision:
 
 def decide(model: Model, case: Case | None, event: Event, now: datetime) -> Decision:
     """Decide what ``event`` does to ``case`` at ``now`` under ``model``."""
+    # Runtimes report time in whatever offset their clock uses; the case keeps it in UTC so the
+    # same instant is the same value everywhere (deadlines are still computed in region zones).
+    now = now.astimezone(UTC)
     if isinstance(event, Started):
         if case is not None:
             return _reject(case, "already_started", f"case {case.id} already exists")
@@ -96,12 +99,23 @@ def decide(model: Model, case: Case | None, event: Event, now: datetime) -> Deci
         raise ValueError(
             f"case {case.id} is pinned to model {case.model_hash[:12]}, not {model.hash[:12]}"
         )
+    if now < case.last_at:
+        # A runtime bug, not a user mistake: each case's time must never run backwards, or its
+        # history would record a decision before the one it follows.
+        raise ValueError(
+            f"case {case.id}: time {now.isoformat()} is before its last decision "
+            f"({case.last_at.isoformat()}); runtimes must deliver a case's events in time order"
+        )
     if isinstance(event, ClockLapsed) and not _is_due(case, event, now):
         return Decision(case)  # a stale, duplicate or early timer: nothing to decide
     effects: list[Effect] = []
     settled = _settle(model, case, now, effects)
     if isinstance(event, ClockLapsed):
-        return _accept(model, case, settled, {}, event.to_json(), str(SYSTEM), effects, now)
+        # Record the first clock that actually lapsed, not whichever timer woke the case: two
+        # clocks due at the same instant then give one history whatever order timers arrive in.
+        first = next(e for e in effects if isinstance(e, Lapsed))
+        canonical = ClockLapsed(first.clock, first.due_at).to_json()
+        return _accept(model, case, settled, {}, canonical, str(SYSTEM), effects, now)
     if settled.closed:
         return _reject(case, "closed", f"case is closed ({settled.status}); no further signals")
     transition, rejection = _check_signal(model, settled, event)
@@ -162,6 +176,7 @@ def _start(model: Model, event: Started, now: datetime) -> Decision:
         data=MappingProxyType(data),
         region=region,
         opened_at=now,
+        last_at=now,
         reporter=event.reporter,
     )
     effects: list[Effect] = [Entered(state.name, state.status)]
@@ -200,7 +215,12 @@ def _check_signal(
             return None, Rejection(
                 "not_assigned", "an agency actor must name its agency, e.g. agency:kemenkes"
             )
-        if case.agency is not None and actor.id != case.agency:
+        if case.agency is None:
+            return None, Rejection(
+                "not_assigned",
+                "the case is not disposed to any agency yet; Admin Nasional acts first",
+            )
+        if actor.id != case.agency:
             return None, Rejection(
                 "not_assigned",
                 f"agency {actor.id!r} is not the agency this case is disposed to",
@@ -438,7 +458,7 @@ def _lapse(
     effects.append(Lapsed(clock.name, state.due_at, state.level))
     remaining = tuple(c for c in case.clocks if c.name != clock.name)
     if clock.fire is not None:
-        return _fire(model, case.evolve(clocks=remaining), clock.fire, now, effects)
+        return _fire(model, case.evolve(clocks=remaining), clock.fire, state.due_at, effects)
     assert clock.escalate is not None
     ladder = model.ladders[clock.escalate]
     number = min(state.level + 1, len(ladder.levels))
@@ -452,7 +472,7 @@ def _lapse(
         effects.append(Notify(rung.to, rung.notify))
         case = case.evolve(clocks=remaining)
         if rung.fire is not None:
-            case = _fire(model, case, rung.fire, now, effects)
+            case = _fire(model, case, rung.fire, state.due_at, effects)
         return case
     due = model.calendar.due(state.due_at, rung.deadline, state.region)
     effects.append(Escalated(clock.name, number, rung.to, due))
@@ -462,12 +482,17 @@ def _lapse(
     return case.evolve(clocks=clocks)
 
 
-def _fire(model: Model, case: Case, trigger: str, now: datetime, effects: list[Effect]) -> Case:
-    """The system takes ``trigger`` because a clock said so (auto-close, Ombudsman referral)."""
+def _fire(model: Model, case: Case, trigger: str, at: datetime, effects: list[Effect]) -> Case:
+    """The system takes ``trigger`` because a clock said so (auto-close, Ombudsman referral).
+
+    It happens ``at`` the deadline that lapsed, not when a runtime noticed: a late timer must not
+    move a closing date or the deadlines of clocks the transition starts.
+    """
     transition = model.transitions[trigger]
     if case.closed or case.state not in transition.sources:
         return case  # validation guarantees this cannot happen for a checked model
-    return case.evolve(**_take(model, case, transition, {}, case.agency, now, effects))
+    changes = _take(model, case, transition, {}, case.agency, at.astimezone(UTC), effects)
+    return case.evolve(**changes)
 
 
 # --- helpers --------------------------------------------------------------------------------
@@ -502,5 +527,5 @@ def _accept(
         effects=[effect_to_json(e) for e in effects],
         prev_hash=prev,
     )
-    after = base.evolve(**changes, seq=seq, head=record.hash)
+    after = base.evolve(**changes, seq=seq, head=record.hash, last_at=now)
     return Decision(after, tuple(effects), record)

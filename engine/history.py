@@ -57,7 +57,11 @@ def replay(model: Model, records: Sequence[HistoryRecord]) -> AuditReport:
                 f"replaying with {model.hash[:12]}"
             )
             break
-        decision = decide(model, case, event_from_json(record.event), instant(record.at))
+        try:
+            decision = decide(model, case, event_from_json(record.event), instant(record.at))
+        except ValueError as exc:  # e.g. records out of time order
+            problems.append(f"record {record.seq}: {exc}")
+            break
         if decision.record is None:
             reason = decision.rejection.reason if decision.rejection else "nothing to decide"
             problems.append(f"record {record.seq}: replay did not accept the event ({reason})")

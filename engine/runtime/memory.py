@@ -86,9 +86,10 @@ class MemoryRuntime:
         """Move the virtual clock to ``moment``, firing every timer due on the way, in order."""
         while self._timers and self._timers[0][0] <= moment:
             wake, _, case_id, clock, due_at = heapq.heappop(self._timers)
-            self.clock.advance_to(wake)
+            self.clock.advance_to(wake)  # never backwards: a late timer fires at the clock's now
             model = self._models_by_case[case_id]
-            decision = decide(model, self._cases[case_id], ClockLapsed(clock, due_at), wake)
+            event = ClockLapsed(clock, due_at)
+            decision = decide(model, self._cases[case_id], event, self.clock.now())
             self._store(case_id, decision)
         self.clock.advance_to(moment)
 

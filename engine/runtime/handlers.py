@@ -1,0 +1,288 @@
+"""Delivery handlers for the outbox: the shipped ones (log, webhook) and plug-in loading.
+
+A handler spec, as given on a command line, is ``log``, ``webhook:URL`` or ``NAME[:ARG]``. Every
+name resolves to a factory ``(arg: str | None) -> DeliveryHandler``: ``log`` and ``webhook`` to the
+ones below, any other through the entry-point group ``lapor_sla.delivery_handlers``, so an SMS or
+e-mail gateway is an installable package, not a change to the engine::
+
+    [project.entry-points."lapor_sla.delivery_handlers"]
+    sms = "lapor_sms:handler_factory"
+
+The shipped names are resolved first, so an installed plug-in can never replace the signed webhook.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Collection, Mapping, Sequence
+from http.client import HTTPException
+from importlib.metadata import entry_points
+from typing import Any
+from urllib.parse import urlsplit
+
+import structlog
+
+from engine.errors import LaporError
+from engine.runtime.outbox import DeliveryError, DeliveryHandler, OutboxMessage
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "SECRET_ENV",
+    "HandlerFactory",
+    "LogHandler",
+    "WebhookHandler",
+    "load_handlers",
+    "log_handler",
+    "sign_body",
+    "verify_signature",
+    "webhook_body",
+    "webhook_handler",
+]
+
+ENTRY_POINT_GROUP = "lapor_sla.delivery_handlers"
+SECRET_ENV = "LAPOR_WEBHOOK_SECRET"
+
+HandlerFactory = Callable[[str | None], DeliveryHandler]
+"""What a plug-in entry point names: called with the text after ``NAME:`` (or ``None``)."""
+
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def _accepts(
+    message: OutboxMessage, kinds: frozenset[str] | None, targets: frozenset[str] | None
+) -> bool:
+    return (kinds is None or message.kind in kinds) and (
+        targets is None or message.target in targets
+    )
+
+
+def _optional_set(values: Collection[str] | None) -> frozenset[str] | None:
+    return None if values is None else frozenset(values)
+
+
+class LogHandler:
+    """Logs each message at info: what happened to which case, without any free text.
+
+    The case's ``data`` appears as its keys only (its values are mostly what the reporter wrote)
+    and effects by their scalar fields; the payload never holds the reporter's identity, and the
+    logging configuration's redaction would mask it if it did.
+    """
+
+    name = "log"
+
+    def __init__(
+        self,
+        *,
+        accepts_kinds: Collection[str] | None = None,
+        accepts_targets: Collection[str] | None = None,
+    ) -> None:
+        self._kinds = _optional_set(accepts_kinds)
+        self._targets = _optional_set(accepts_targets)
+        self._log = structlog.get_logger("lapor.delivery")
+
+    def accepts(self, message: OutboxMessage) -> bool:
+        return _accepts(message, self._kinds, self._targets)
+
+    def deliver(self, message: OutboxMessage) -> None:
+        effect = message.payload.get("effect")
+        case = message.payload.get("case")
+        case = case if isinstance(case, Mapping) else {}
+        data = case.get("data")
+        self._log.info(
+            "outbox.message",
+            message_id=message.id,
+            idempotency_key=message.idempotency_key,
+            case_id=message.case_id,
+            seq=message.seq,
+            kind=message.kind,
+            target=message.target,
+            attempt=message.attempts,
+            effect=(
+                {k: v for k, v in effect.items() if isinstance(v, _SCALARS)}
+                if isinstance(effect, Mapping)
+                else None
+            ),
+            workflow=case.get("workflow"),
+            state=case.get("state"),
+            status=case.get("status"),
+            agency=case.get("agency"),
+            region=case.get("region"),
+            escalation_level=case.get("escalation_level"),
+            data_keys=sorted(str(k) for k in data) if isinstance(data, Mapping) else [],
+        )
+
+
+def webhook_body(message: OutboxMessage) -> bytes:
+    """The exact bytes POSTed for ``message``: the payload plus idempotency key, kind and target.
+
+    Canonical JSON (sorted keys, no spaces, UTF-8), so every retry sends the same bytes with the
+    same signature. The attempt number travels in a header for that reason.
+    """
+    body = {
+        **message.payload,
+        "idempotency_key": message.idempotency_key,
+        "kind": message.kind,
+        "target": message.target,
+    }
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _key(secret: str | bytes) -> bytes:
+    return secret.encode() if isinstance(secret, str) else secret
+
+
+def sign_body(secret: str | bytes, body: bytes) -> str:
+    """The ``X-Lapor-Signature`` value: ``sha256=`` and the hex HMAC-SHA256 of ``body``."""
+    return "sha256=" + hmac.new(_key(secret), body, hashlib.sha256).hexdigest()
+
+
+def verify_signature(secret: str | bytes, body: bytes, header: str | None) -> bool:
+    """For receivers: whether ``header`` is the signature of the exact ``body`` bytes received.
+
+    Compares in constant time. Verify before parsing the body, and deduplicate by the
+    ``X-Lapor-Idempotency-Key`` header, since a message may arrive more than once.
+    """
+    if not header or not secret:
+        return False
+    return hmac.compare_digest(sign_body(secret, body).encode(), header.strip().encode())
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    # urllib turns a redirected POST into a GET without the body; the 200 at the end of that
+    # would mark a message delivered that nobody received. A redirect is a failure instead.
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+class WebhookHandler:
+    """POSTs each accepted message as signed JSON; any 2xx answer means delivered.
+
+    Headers: ``X-Lapor-Signature`` (see ``sign_body``), ``X-Lapor-Idempotency-Key`` (stable across
+    retries), ``X-Lapor-Delivery-Attempt`` (1 for the first). Anything but 2xx, a redirect, a
+    refused connection or ``timeout`` seconds without an answer is a failure, retried later.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        secret: str | bytes,
+        *,
+        timeout: float = 10,
+        accepts_kinds: Collection[str] | None = None,
+        accepts_targets: Collection[str] | None = None,
+        name: str = "webhook",
+    ) -> None:
+        parts = urlsplit(url)
+        # urllib also opens file:// and ftp:// URLs; a webhook must never read a local file.
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise LaporError(f"webhook URL must be http:// or https:// with a host, not {url!r}")
+        if not secret:
+            raise LaporError(f"the webhook to {parts.netloc} needs a non-empty shared secret")
+        if timeout <= 0:
+            raise LaporError(f"webhook timeout must be positive, not {timeout}")
+        self.name = name
+        self.url = url
+        # Errors and logs name the host only: a webhook path often embeds a token.
+        self.endpoint = f"{parts.scheme}://{parts.netloc}"
+        self.timeout = timeout
+        self._secret = _key(secret)
+        self._kinds = _optional_set(accepts_kinds)
+        self._targets = _optional_set(accepts_targets)
+        self._opener = urllib.request.build_opener(_NoRedirects())
+
+    def __repr__(self) -> str:  # never the secret, nor the URL's path
+        return f"WebhookHandler({self.endpoint!r}, name={self.name!r})"
+
+    def accepts(self, message: OutboxMessage) -> bool:
+        return _accepts(message, self._kinds, self._targets)
+
+    def deliver(self, message: OutboxMessage) -> None:
+        body = webhook_body(message)
+        request = urllib.request.Request(
+            self.url,
+            data=body,
+            method="POST",
+            headers={
+                "Content-Type": "application/json; charset=utf-8",
+                "User-Agent": "lapor-sla-webhook/1",
+                "X-Lapor-Signature": sign_body(self._secret, body),
+                "X-Lapor-Idempotency-Key": message.idempotency_key,
+                "X-Lapor-Delivery-Attempt": str(message.attempts),
+            },
+        )
+        try:
+            with self._opener.open(request, timeout=self.timeout) as response:
+                status = int(response.status)
+        except urllib.error.HTTPError as exc:
+            exc.close()
+            raise DeliveryError(f"{self.endpoint} answered HTTP {exc.code}") from None
+        except TimeoutError:
+            raise DeliveryError(f"{self.endpoint} did not answer in {self.timeout} s") from None
+        except urllib.error.URLError as exc:
+            raise DeliveryError(f"cannot reach {self.endpoint}: {exc.reason}") from None
+        except (OSError, HTTPException) as exc:
+            raise DeliveryError(f"{self.endpoint}: {exc.__class__.__name__}: {exc}") from None
+        if not 200 <= status < 300:
+            raise DeliveryError(f"{self.endpoint} answered HTTP {status}")
+
+
+def log_handler(arg: str | None) -> LogHandler:
+    """Factory for the spec ``log``."""
+    if arg:
+        raise LaporError(f"the log handler takes no argument, got 'log:{arg}'")
+    return LogHandler()
+
+
+def webhook_handler(arg: str | None) -> WebhookHandler:
+    """Factory for the spec ``webhook:URL``; the secret comes from ``$LAPOR_WEBHOOK_SECRET``."""
+    if not arg:
+        raise LaporError("the webhook handler needs a URL: webhook:https://example.org/hook")
+    secret = os.environ.get(SECRET_ENV, "")
+    if not secret:
+        raise LaporError(f"webhook:{arg} needs a shared secret: set {SECRET_ENV}")
+    return WebhookHandler(arg, secret)
+
+
+_SHIPPED: Mapping[str, HandlerFactory] = {"log": log_handler, "webhook": webhook_handler}
+
+
+def load_handlers(specs: Sequence[str]) -> list[DeliveryHandler]:
+    """Build handlers from specs (``log``, ``webhook:URL``, ``NAME[:ARG]``), in order.
+
+    Order matters: each message goes to the first handler that accepts it.
+    """
+    plugins = {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+    handlers: list[DeliveryHandler] = []
+    for spec in specs:
+        name, sep, rest = spec.strip().partition(":")
+        arg = rest if sep else None
+        factory = _SHIPPED.get(name)
+        if factory is None:
+            plugin = plugins.get(name)
+            if plugin is None:
+                known = ", ".join(sorted({*_SHIPPED, *plugins}))
+                raise LaporError(f"unknown delivery handler {name!r} in {spec!r}; known: {known}")
+            try:
+                factory = plugin.load()
+            except Exception as exc:  # a broken plug-in is a configuration error, not a crash
+                raise LaporError(
+                    f"delivery handler {name!r} ({plugin.value}) cannot be loaded: {exc}"
+                ) from exc
+        try:
+            handler = factory(arg)
+        except LaporError:
+            raise
+        except Exception as exc:  # a plug-in refusing its argument: say which spec, no traceback
+            raise LaporError(f"delivery handler {name!r} refused {spec!r}: {exc}") from exc
+        if not isinstance(handler, DeliveryHandler):
+            raise LaporError(
+                f"delivery handler {name!r} returned {type(handler).__name__}, which lacks "
+                "name, accepts() and deliver()"
+            )
+        handlers.append(handler)
+    return handlers

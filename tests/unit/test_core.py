@@ -647,7 +647,9 @@ def test_simultaneous_deadlines_record_the_same_history_whichever_timer_arrives_
     model: Model,
 ) -> None:
     case = start(model, "2026-03-02T10:00:00+07:00")
-    verified = accept(model, case, signal("verify", ADMIN, agency="kemenkes"), "2026-03-02T11:00:00+07:00")
+    verified = accept(
+        model, case, signal("verify", ADMIN, agency="kemenkes"), "2026-03-02T11:00:00+07:00"
+    )
     both = [c for c in verified.case.clocks if c.running]
     assert {c.name for c in both} == {"first_follow_up", "completion"}
     assert len({c.due_at for c in both}) == 1  # the same deadline

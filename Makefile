@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint typecheck unit scenarios validate clean
+.PHONY: setup demo test lint typecheck unit scenarios validate postgres clean
 
 setup: $(STAMP)
 
@@ -15,12 +15,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# Main job. Until the embedded runtime lands: every shipped policy scenario, then one case that
-# climbs the whole escalation ladder to Ombudsman RI, printed decision by decision.
+# Main job: 20,000 synthetic complaints through the SP4N-LAPOR! workflow on the embedded runtime
+# (SQLite file lapor-demo.db), on a virtual clock across the 2026 holidays, then the report.
 demo: setup
-	$(BIN)/lapor validate workflows/ policies/
-	$(BIN)/lapor test policies/tests/
-	$(BIN)/lapor simulate policies/tests/completion-lapse-climbs-ladder-to-ombudsman.yaml
+	$(BIN)/lapor demo
+
+# PostgreSQL server binaries from Debian packages for the runtime tests (started per test session).
+postgres:
+	sh scripts/ensure-postgres.sh
 
 lint: setup
 	$(BIN)/ruff check .
@@ -35,7 +37,7 @@ validate: setup
 scenarios: setup
 	$(BIN)/lapor test policies/tests/
 
-unit: setup
+unit: setup postgres
 	$(BIN)/pytest -q
 
 test: lint typecheck validate scenarios unit

@@ -229,6 +229,19 @@ def calendar_seed(
     typer.echo(seed_calendar_year(year), nl=False)
 
 
+def _register_adapters() -> None:
+    # The runtime and demo commands live in their own modules; they import heavy dependencies
+    # (SQLAlchemy, Alembic) only when a command runs.
+    from engine.cli_demo import register as register_demo
+    from engine.cli_runtime import register as register_runtime
+
+    register_runtime(app)
+    register_demo(app)
+
+
+_register_adapters()
+
+
 def main() -> None:
     # typer handles usage errors and exit codes itself; a LaporError is the user's input being
     # wrong, so it becomes one line on stderr instead of a traceback.

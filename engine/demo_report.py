@@ -12,9 +12,9 @@ from engine.demo import DemoStats
 __all__ = ["render_report"]
 
 _STAGES = (
-    ("verification", "Verification", "3 hari kerja"),
-    ("first_follow_up", "First follow-up", "5 hari kerja"),
-    ("completion", "Completion", "5/14/60 hari kerja"),
+    ("verification", "Verification", "3 hk"),
+    ("first_follow_up", "First follow-up", "5 hk"),
+    ("completion", "Completion", "5/14/60 hk"),
 )
 _OUTCOME_LABELS = {
     "resolved": "Selesai",
@@ -38,25 +38,25 @@ def render_report(
     console = console or Console()
     rate = stats.decisions / elapsed_s if elapsed_s > 0 else 0.0
     rejected = sum(stats.rejections.values())
+    legend = Text("hk = hari kerja (working days on the Indonesian calendar)", style="dim")
     header = Text.assemble(
         (f"{stats.complaints:,} complaints", "bold"),
         f" · {stats.decisions:,} decisions in {elapsed_s:.1f} s ({rate:,.0f}/s)",
         f" · {rejected:,} late signals refused",
     )
 
-    stages = Table.grid(padding=(0, 2))
-    for _ in range(5):
+    stages = Table.grid(padding=(0, 1))
+    for _ in range(4):
         stages.add_column(no_wrap=True)
     for clock, label, deadline in _STAGES:
         on_time = stats.on_time_rate(clock)
         started = stats.clocks_started[clock]
         late = stats.clocks_lapsed[clock]
         stages.add_row(
-            Text(label, style="bold"),
-            Text(deadline, style="dim"),
-            _bar(on_time, width=24, style=_rate_style(on_time)),
+            Text.assemble((label, "bold"), (f" {deadline}", "dim")),
+            _bar(on_time, width=14, style=_rate_style(on_time)),
             Text(f"{on_time:6.1%}", style=_rate_style(on_time)),
-            Text(f"{late:,} late of {started:,}", style="dim"),
+            Text(f"{late:,} of {started:,} late", style="dim"),
         )
 
     ladder = Table.grid(padding=(0, 2))
@@ -108,7 +108,7 @@ def render_report(
         Panel(
             Group(
                 header,
-                Text(""),
+                legend,
                 Panel(stages, title="On time per stage", border_style="green"),
                 Panel(ladder, title="Escalations per ladder level", border_style="magenta"),
                 Panel(outcomes, title="Outcomes", border_style="cyan"),

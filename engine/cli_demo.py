@@ -1,0 +1,98 @@
+"""``lapor demo``: the project's main job on the embedded runtime (see ``engine.demo``)."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+__all__ = ["register"]
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def demo(
+        complaints: Annotated[int, typer.Option(help="How many complaints to generate.")] = 20_000,
+        db: Annotated[
+            str, typer.Option(help="Database URL; an SQLite file is recreated for each run.")
+        ] = "sqlite:///lapor-demo.db",
+        seed: Annotated[int, typer.Option(help="Seed of the synthetic population.")] = 1708,
+        memory: Annotated[
+            bool, typer.Option("--memory", help="Run on the in-memory runtime instead (no DB).")
+        ] = False,
+    ) -> None:
+        """Run a synthetic national stream of complaints on a virtual clock and report on it."""
+        from engine.cli import _project_root
+        from engine.definitions.loader import load_models
+        from engine.demo import DEMO_END, DEMO_START, DemoRuntime, DemoStats, run_demo
+        from engine.demo_population import Population
+        from engine.demo_report import render_report
+        from engine.runtime.clock import VirtualClock
+
+        if complaints < 1:
+            raise typer.BadParameter("give at least one complaint", param_hint="--complaints")
+        root = _project_root()
+        models = load_models(root / "workflows", root / "policies")
+        stats = DemoStats(complaints)
+        clock = VirtualClock(DEMO_START)
+        runtime: DemoRuntime
+        if memory:
+            from engine.runtime.memory import MemoryRuntime
+
+            runtime = MemoryRuntime(models, clock, observer=stats.observe)
+        else:
+            runtime = _embedded(db, models, clock, stats)
+        console = Console(stderr=True)
+        span = (DEMO_END - DEMO_START).total_seconds()
+        began = time.perf_counter()
+        with Progress(
+            TextColumn("[bold blue]simulating"),
+            BarColumn(),
+            TextColumn("{task.fields[day]}"),
+            TextColumn("{task.fields[decisions]:>12,} decisions"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+        ) as progress:
+            task = progress.add_task("demo", total=span, day="", decisions=0)
+
+            def show(moment: datetime) -> None:
+                progress.update(
+                    task,
+                    completed=(moment - DEMO_START).total_seconds(),
+                    day=f"{moment:%d %b %Y}",
+                    decisions=stats.decisions,
+                )
+
+            run_demo(runtime, Population(complaints, DEMO_START, seed=seed), progress=show)
+        elapsed = time.perf_counter() - began
+        render_report(
+            stats,
+            title=f"lapor demo · SP4N-LAPOR! · {DEMO_START:%d %b} – {DEMO_END:%d %b %Y}",
+            elapsed_s=elapsed,
+            console=Console(),
+        )
+        if not memory:
+            typer.echo(
+                f"Inspect any case: lapor status LAPOR-DEMO-{1:08d} --db {db}   "
+                f"(or lapor history ...)"
+            )
+
+
+def _embedded(db: str, models: Any, clock: Any, stats: Any) -> Any:
+    from engine.migrations import upgrade
+    from engine.runtime.embedded import EmbeddedRuntime
+    from engine.runtime.store import open_engine
+
+    if db.startswith("sqlite:///"):
+        path = Path(db.removeprefix("sqlite:///"))
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+    upgrade(db)
+    engine = open_engine(db)
+    return EmbeddedRuntime(engine, models, clock, observer=stats.observe)

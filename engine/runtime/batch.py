@@ -1,0 +1,334 @@
+"""What one group commit writes: the rows of a batch of decisions, and writing them.
+
+``GroupCommit`` collects accepted decisions one by one (a case decided twice in a batch is
+written once, with its final state) and turns them into a ``WriteBatch``: plain dicts, one list
+per statement, which ``write_batch`` sends with one ``executemany`` each, inside the caller's
+transaction. The reading half of the store is ``engine.runtime.store``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from engine.case import Case
+from engine.core import Decision, wake_at
+from engine.model import canonical_json
+from engine.records import HistoryRecord
+from engine.runtime.errors import ConcurrencyError
+from engine.runtime.store import chunks, epoch_us
+from engine.runtime.tables import cases, history, idempotency_keys, outbox, reporters, timers
+
+__all__ = [
+    "GroupCommit",
+    "PendingCase",
+    "WriteBatch",
+    "agency_view",
+    "case_values",
+    "history_values",
+    "outbox_values",
+    "running_deadlines",
+    "write_batch",
+]
+
+_OUTBOX_KINDS = {"notify": "to", "escalated": "to", "routed": "agency"}
+# One encoder for every row body: json.dumps would build a new encoder per call.
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+def case_values(case: Case, version: int) -> dict[str, Any]:
+    """The ``cases`` row of ``case`` (its body never includes the reporter)."""
+    due = case.next_due
+    return {
+        "id": case.id,
+        "workflow": case.workflow,
+        "model_hash": case.model_hash,
+        "state": case.state,
+        "status": case.status,
+        "agency": case.agency,
+        "region": case.region,
+        "escalation_level": case.escalation_level,
+        "outcome": case.outcome,
+        "next_due_us": None if due is None else epoch_us(due),
+        "opened_us": epoch_us(case.opened_at),
+        "closed_us": None if case.closed_at is None else epoch_us(case.closed_at),
+        "seq": case.seq,
+        "head": case.head,
+        "version": version,
+        "body": _dumps(case.to_json()),
+    }
+
+
+def history_values(case_id: str, record: HistoryRecord) -> dict[str, Any]:
+    # The core already serialised event and effects canonically while hashing; reuse that text.
+    event_text = getattr(record, "event_text", "") or canonical_json(record.event)
+    effects_text = getattr(record, "effects_text", "") or canonical_json(list(record.effects))
+    return {
+        "case_id": case_id,
+        "seq": record.seq,
+        "format": record.format,
+        "at": record.at,
+        "actor": record.actor,
+        "model_hash": record.model_hash,
+        "event": event_text,
+        "effects": effects_text,
+        "prev_hash": record.prev_hash,
+        "hash": record.hash,
+    }
+
+
+def agency_view(case: Case) -> dict[str, Any]:
+    """What an agency-facing message may say about a case: never who reported it."""
+    return {
+        "id": case.id,
+        "workflow": case.workflow,
+        "state": case.state,
+        "status": case.status,
+        "agency": case.agency,
+        "region": case.region,
+        "escalation_level": case.escalation_level,
+        "data": dict(case.data),
+    }
+
+
+def outbox_values(case: Case, record: HistoryRecord, now_us: int) -> list[dict[str, Any]]:
+    """One row per effect that touches the world (notify, routed, escalated) of ``record``.
+
+    The payload is ``{"case_id", "seq", "effect", "case": agency_view}``; the view is encoded
+    once per decision and spliced into each of its messages.
+    """
+    rows: list[dict[str, Any]] = []
+    head = ""
+    view = ""
+    for index, effect in enumerate(record.effects):
+        target_field = _OUTBOX_KINDS.get(effect["kind"])
+        if target_field is None:
+            continue
+        if not view:
+            view = _dumps(agency_view(case))
+            head = f'{{"case_id":{_dumps(case.id)},"seq":{record.seq},"effect":'
+        rows.append(
+            {
+                "case_id": case.id,
+                "seq": record.seq,
+                "idempotency_key": f"{case.id}:{record.seq}:{index}",
+                "kind": effect["kind"],
+                "target": str(effect[target_field]),
+                "payload": f'{head}{_dumps(effect)},"case":{view}}}',
+                "attempts": 0,
+                "next_attempt_us": now_us,
+            }
+        )
+    return rows
+
+
+@dataclass
+class WriteBatch:
+    """Every row one group commit writes; applied by ``write_batch`` in a single transaction."""
+
+    new_cases: list[dict[str, Any]] = field(default_factory=list)
+    case_updates: list[dict[str, Any]] = field(default_factory=list)  # + w_id, w_version
+    reporters: list[dict[str, Any]] = field(default_factory=list)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    timer_upserts: list[dict[str, Any]] = field(default_factory=list)
+    timer_deletes: list[dict[str, Any]] = field(default_factory=list)  # d_case, d_clock
+    stale_timer_deletes: list[dict[str, Any]] = field(default_factory=list)  # + d_wake
+    outbox: list[dict[str, Any]] = field(default_factory=list)
+    keys: list[dict[str, Any]] = field(default_factory=list)
+
+    def update_case(self, case: Case, version: int, new_version: int) -> None:
+        row = case_values(case, new_version)
+        del row["id"]  # the WHERE clause names the row; SET every other column
+        row["w_id"] = case.id
+        row["w_version"] = version
+        self.case_updates.append(row)
+
+
+def _upsert_timer(dialect: Any) -> Any:
+    """INSERT a timer row, or replace the deadline of the clock's existing one."""
+    stmt = dialect.insert(timers)
+    return stmt.on_conflict_do_update(
+        index_elements=[timers.c.case_id, timers.c.clock],
+        set_={
+            "due_at": stmt.excluded.due_at,
+            "wake_us": stmt.excluded.wake_us,
+            "armed_seq": stmt.excluded.armed_seq,
+        },
+    )
+
+
+_DELETE_TIMER = timers.delete().where(
+    timers.c.case_id == bindparam("d_case"), timers.c.clock == bindparam("d_clock")
+)
+# Every statement a group commit runs, by name: the name (not the object) keys the compiled SQL.
+_STATEMENTS: dict[str, Any] = {
+    "insert_case": cases.insert(),
+    "update_case": cases.update().where(
+        cases.c.id == bindparam("w_id"), cases.c.version == bindparam("w_version")
+    ),
+    "insert_reporter": reporters.insert(),
+    "insert_history": history.insert(),
+    "delete_timer": _DELETE_TIMER,
+    "delete_stale_timer": _DELETE_TIMER.where(timers.c.wake_us == bindparam("d_wake")),
+    "upsert_timer:sqlite": _upsert_timer(sqlite),
+    "upsert_timer:postgresql": _upsert_timer(postgresql),
+    "insert_outbox": outbox.insert(),
+    "insert_key": idempotency_keys.insert(),
+}
+_COMPILED: dict[tuple[str, str, tuple[str, ...]], str] = {}
+
+
+def _executemany(conn: Connection, name: str, rows: Sequence[Mapping[str, Any]]) -> int:
+    """``executemany`` of statement ``name`` over ``rows`` (dicts with the same keys).
+
+    The statement is compiled once per dialect and key set and handed to the driver as text:
+    SQLAlchemy's per-row parameter processing would otherwise cost more than the database's
+    own insert (our column types need no bind conversion on either driver). Returns the number
+    of rows the driver reports affected.
+    """
+    keys = tuple(rows[0])
+    cache_key = (name, conn.dialect.name, keys)
+    sql = _COMPILED.get(cache_key)
+    if sql is None:
+        compiled = _STATEMENTS[name].compile(dialect=conn.dialect, column_keys=list(keys))
+        sql = _COMPILED[cache_key] = str(compiled)
+    return int(conn.exec_driver_sql(sql, list(rows)).rowcount)
+
+
+def write_batch(conn: Connection, batch: WriteBatch) -> None:
+    """Apply ``batch`` inside the caller's transaction; raise ``ConcurrencyError`` on a conflict.
+
+    A case update matches only the version it was decided from (optimistic concurrency); if any
+    did not, the conflicting case ids are named and the caller's transaction must roll back.
+    Statement order respects the foreign keys: cases before the rows that point at them.
+    """
+    if batch.new_cases:
+        _executemany(conn, "insert_case", batch.new_cases)
+    if batch.case_updates:
+        updated = _executemany(conn, "update_case", batch.case_updates)
+        if updated != len(batch.case_updates):
+            raise ConcurrencyError(_conflicts(conn, batch.case_updates))
+    if batch.reporters:
+        _executemany(conn, "insert_reporter", batch.reporters)
+    if batch.history:
+        _executemany(conn, "insert_history", batch.history)
+    if batch.timer_deletes:
+        _executemany(conn, "delete_timer", batch.timer_deletes)
+    if batch.stale_timer_deletes:
+        _executemany(conn, "delete_stale_timer", batch.stale_timer_deletes)
+    if batch.timer_upserts:
+        _executemany(conn, f"upsert_timer:{conn.dialect.name}", batch.timer_upserts)
+    if batch.outbox:
+        _executemany(conn, "insert_outbox", batch.outbox)
+    if batch.keys:
+        _executemany(conn, "insert_key", batch.keys)
+
+
+def _conflicts(conn: Connection, updates: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Which of ``updates`` did not apply: their row is not at the (version, head) we wrote.
+
+    The head (the new last history hash) tells a decision apart from a different one that
+    happens to have bumped the row to the same version number.
+    """
+    wanted = {u["w_id"]: (u["version"], u["head"]) for u in updates}
+    found: dict[str, tuple[int, str]] = {}
+    for chunk in chunks(sorted(wanted)):
+        query = select(cases.c.id, cases.c.version, cases.c.head).where(cases.c.id.in_(chunk))
+        found.update((row.id, (row.version, row.head)) for row in conn.execute(query))
+    conflicting = [case_id for case_id, mark in wanted.items() if found.get(case_id) != mark]
+    return conflicting or sorted(wanted)  # the rowcount said something failed; blame them all
+
+
+@dataclass(slots=True)
+class PendingCase:
+    """A case as the current transaction sees it, and what the transaction changed."""
+
+    case: Case
+    version: int | None  # None: started in this transaction
+    dirty: bool = False
+    # Clocks whose timer row must be replaced: the new (deadline, armed seq), or None to delete.
+    timers: dict[str, tuple[datetime, int] | None] = field(default_factory=dict)
+
+
+def running_deadlines(case: Case | None) -> dict[str, datetime]:
+    """Running clock name -> its deadline: the clocks that need a timer row."""
+    if case is None:
+        return {}
+    return {c.name: c.due_at for c in case.clocks if c.running and c.due_at is not None}
+
+
+class GroupCommit:
+    """The rows of one transaction, accumulated decision by decision, written at the end."""
+
+    def __init__(self) -> None:
+        self.tracked: dict[str, PendingCase] = {}
+        self.rows = WriteBatch()
+        self.decided: list[tuple[str, Decision]] = []  # (workflow, decision) for observers
+
+    def apply(
+        self,
+        decision: Decision,
+        now: datetime,
+        *,
+        key: str | None = None,
+        reporter: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Record an accepted decision's rows; later decisions of the case see its result."""
+        case, record = decision.case, decision.record
+        assert case is not None and record is not None
+        tracked = self.tracked.get(case.id)
+        before = running_deadlines(tracked.case if tracked else None)
+        if tracked is None:
+            tracked = self.tracked[case.id] = PendingCase(case, None)
+            if reporter:
+                self.rows.reporters.append(
+                    {"case_id": case.id, "identity": canonical_json(dict(reporter))}
+                )
+        after = running_deadlines(case)
+        # Only clocks whose deadline changed get a new row: an untouched timer keeps its
+        # armed_seq, which orders same-instant lapses as the in-memory runtime does.
+        for name in before.keys() | after.keys():
+            due = after.get(name)
+            if before.get(name) != due:
+                tracked.timers[name] = None if due is None else (due, record.seq)
+        tracked.case = case
+        tracked.dirty = True
+        now_us = epoch_us(now)
+        self.rows.history.append(history_values(case.id, record))
+        self.rows.outbox.extend(outbox_values(case, record, now_us))
+        if key is not None:
+            self.rows.keys.append(
+                {"key": key, "case_id": case.id, "seq": record.seq, "created_us": now_us}
+            )
+
+    def flush(self, conn: Connection) -> None:
+        rows = self.rows
+        for case_id, tracked in self.tracked.items():
+            if not tracked.dirty:
+                continue
+            if tracked.version is None:
+                rows.new_cases.append(case_values(tracked.case, 1))
+            else:
+                rows.update_case(tracked.case, tracked.version, tracked.version + 1)
+            for name, timer in tracked.timers.items():
+                if timer is None:
+                    if tracked.version is not None:
+                        rows.timer_deletes.append({"d_case": case_id, "d_clock": name})
+                    continue
+                due, armed = timer
+                rows.timer_upserts.append(
+                    {
+                        "case_id": case_id,
+                        "clock": name,
+                        "due_at": due.isoformat(),
+                        "wake_us": epoch_us(wake_at(due)),
+                        "armed_seq": armed,
+                    }
+                )
+        write_batch(conn, rows)

@@ -1,0 +1,475 @@
+"""The embedded durable runtime: the in-memory runtime's behaviour, stored with SQLAlchemy.
+
+Every call decides with ``engine.core.decide`` and writes what it decided in one transaction:
+the history row, the case row (optimistic version check), the case's changed timer rows, one
+outbox row per world-facing effect, the reporter's identity on start and the idempotency key.
+A batch of calls is one transaction too (group commit), so a crash leaves every decision of it
+either fully written or not at all, and a committed timer is never lost.
+
+On a ``VirtualClock`` each timer is decided at its own wake instant, exactly as the in-memory
+runtime does, so both produce byte-identical histories (the scenario suite holds them to it). On
+the wall clock a timer is decided when it is fired (``now``), and the core's settling makes a
+late timer decide the same lapses an on-time one would have.
+
+Concurrency: reads happen inside the write transaction, under a lock. On SQLite that is the one
+write lock (``BEGIN IMMEDIATE``): writers, even in different processes, take turns. On PostgreSQL
+batches lock their case rows (``FOR UPDATE``, in id order) and the timer loop claims cases with
+``FOR UPDATE SKIP LOCKED``, so two ``lapor run`` workers never decide the same case. The version
+check on every case update is the last line of defence; a conflict it finds is retried alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+import structlog
+from sqlalchemy import Connection, Engine
+
+from engine.case import Case
+from engine.core import Decision, decide, wake_at
+from engine.errors import LaporError
+from engine.events import (
+    SYSTEM,
+    Actor,
+    ClockLapsed,
+    Rejection,
+    Signal,
+    Started,
+    effect_from_json,
+    instant,
+)
+from engine.model import Model
+from engine.records import HistoryRecord
+from engine.runtime import metrics, store
+from engine.runtime.batch import GroupCommit, PendingCase, running_deadlines
+from engine.runtime.clock import Clock, VirtualClock
+from engine.runtime.errors import ConcurrencyError, IntegrityViolationError, StoreError
+
+__all__ = ["EmbeddedRuntime", "Outcome", "SignalCommand", "StartCommand", "StartLike"]
+
+_MAX_CONFLICT_RETRIES = 5
+
+log = structlog.get_logger("lapor.runtime")
+
+
+class StartLike(Protocol):
+    """What ``start_many`` needs of a request (``engine.demo.StartRequest`` is one)."""
+
+    @property
+    def case_id(self) -> str: ...
+    @property
+    def workflow(self) -> str: ...
+    @property
+    def data(self) -> Mapping[str, Any]: ...
+    @property
+    def reporter(self) -> Mapping[str, Any]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class StartCommand:
+    workflow: str
+    case_id: str
+    data: Mapping[str, Any]
+    reporter: Mapping[str, Any] = field(default_factory=dict)
+    actor: Actor = SYSTEM
+    key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SignalCommand:
+    case_id: str
+    signal: Signal
+
+    @property
+    def key(self) -> str | None:
+        return self.signal.key
+
+
+Command = StartCommand | SignalCommand
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """A command's decision; ``replayed``: its idempotency key was used before, and this is
+    the original outcome returned again (nothing new was recorded)."""
+
+    decision: Decision
+    replayed: bool = False
+
+
+class EmbeddedRuntime:
+    """A durable runtime over a SQLAlchemy ``engine`` (migrated with ``engine.migrations``).
+
+    ``models`` are the workflows new cases start under (by workflow name); each is stored by
+    hash, and existing cases are always decided with the model they pinned, loaded from the
+    database when it is not among ``models``. ``observer`` sees every committed decision (and
+    rejection) once, as the in-memory runtime's does. ``batch_size`` bounds ``advance_to``'s
+    timer batches.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        models: Mapping[str, Model],
+        clock: Clock,
+        *,
+        observer: Callable[[Decision], None] | None = None,
+        batch_size: int = 1000,
+    ) -> None:
+        if batch_size < 1:
+            raise LaporError(f"batch_size must be >= 1, got {batch_size}")
+        self.engine = engine
+        self.models: dict[str, Model] = {}
+        self.clock = clock
+        self.observer = observer
+        self.batch_size = batch_size
+        self.virtual = isinstance(clock, VirtualClock)
+        self._postgres = store.is_postgres(engine)
+        self._by_hash: dict[str, Model] = {}
+        self.register(models)
+
+    def register(self, models: Mapping[str, Model]) -> None:
+        """Make ``models`` the ones new cases of their workflows start under, storing each by
+        hash (cases already started keep the model they pinned)."""
+        if not models:
+            return
+        now_us = store.epoch_us(self.clock.now())
+        store.transact(
+            self.engine,
+            lambda conn: store.save_models(conn, models.values(), now_us),
+            action="store the workflow definitions",
+        )
+        self.models.update(models)
+        self._by_hash.update((m.hash, m) for m in models.values())
+
+    # --- the ScenarioRuntime protocol ---------------------------------------------------------
+
+    def start(
+        self,
+        workflow: str,
+        case_id: str,
+        data: Mapping[str, Any],
+        *,
+        reporter: Mapping[str, Any] | None = None,
+        actor: Actor = SYSTEM,
+        at: datetime | None = None,
+        key: str | None = None,
+    ) -> Decision:
+        command = StartCommand(workflow, case_id, dict(data), dict(reporter or {}), actor, key)
+        return self.execute([command], self._moment(at))[0].decision
+
+    def signal(self, case_id: str, signal: Signal, *, at: datetime | None = None) -> Decision:
+        decision = self.execute([SignalCommand(case_id, signal)], self._moment(at))[0].decision
+        if decision.case is None and decision.rejection is not None:
+            raise LaporError(f"unknown case {case_id!r}")  # as the in-memory runtime says
+        return decision
+
+    def advance_to(self, moment: datetime) -> None:
+        """Virtual clock: fire every timer waking at or before ``moment``, then move the clock."""
+        if not isinstance(self.clock, VirtualClock):
+            raise LaporError("advance_to needs a virtual clock; the wall clock moves by itself")
+        while self._has_due(moment) and self.fire_due(moment, self.batch_size):
+            pass
+        self.clock.advance_to(moment)
+
+    def case(self, case_id: str) -> Case:
+        found = store.read(
+            self.engine, lambda conn: store.load_cases(conn, [case_id]), action="read a case"
+        )
+        if case_id not in found:
+            raise LaporError(f"unknown case {case_id!r}")
+        return found[case_id].case
+
+    def history(self, case_id: str) -> list[HistoryRecord]:
+        return store.read(
+            self.engine, lambda conn: store.load_history(conn, case_id), action="read a history"
+        )
+
+    # --- batches --------------------------------------------------------------------------
+
+    def start_many(self, requests: Sequence[StartLike], now: datetime) -> list[Decision]:
+        """Start many cases in one transaction (group commit)."""
+        commands = [StartCommand(r.workflow, r.case_id, r.data, r.reporter) for r in requests]
+        return [outcome.decision for outcome in self.execute(commands, now)]
+
+    def signal_many(self, items: Sequence[tuple[str, Signal]], now: datetime) -> list[Decision]:
+        """Apply many signals in one transaction; a case's signals apply in the given order."""
+        commands = [SignalCommand(case_id, signal) for case_id, signal in items]
+        return [outcome.decision for outcome in self.execute(commands, now)]
+
+    def execute(self, commands: Sequence[Command], now: datetime | None = None) -> list[Outcome]:
+        """Decide ``commands`` in order at ``now`` and commit them together.
+
+        On a virtual clock, timers due up to ``now`` fire first (as in the in-memory runtime).
+        A version conflict retries the conflicting cases alone, so the others are not lost.
+        """
+        if now is None:
+            now = self.clock.now()
+        if isinstance(self.clock, VirtualClock):
+            self.advance_to(now)
+            now = self.clock.now()
+        if not commands:
+            return []
+        outcomes = self._execute(list(commands), now, 0)
+        self._report(
+            (_workflow_of(command, outcome.decision), outcome.decision)
+            for command, outcome in zip(commands, outcomes, strict=True)
+            if not outcome.replayed
+        )
+        return outcomes
+
+    def fire_due(self, now: datetime, limit: int = 1000) -> int:
+        """Claim up to ``limit`` timers waking at or before ``now``, decide, commit.
+
+        Returns how many cases it handled (0: nothing was due). A case whose timers are due
+        is decided once per call, at its earliest timer: later ones are picked up by the next
+        call, after that decision's changes are visible.
+        """
+        with metrics.time_batch("timers"):
+            handled, decided = store.transact(
+                self.engine,
+                lambda conn: self._fire_once(conn, now, limit),
+                action="fire due timers",
+            )
+        self._report(decided)
+        return handled
+
+    def next_wake(self) -> datetime | None:
+        """The earliest pending timer's wake instant, if any (for a loop deciding how long to
+        sleep)."""
+        value = store.read(self.engine, store.next_wake_us, action="read the next timer")
+        return None if value is None else store.from_epoch_us(value)
+
+    def reporter(self, case_id: str) -> Mapping[str, Any] | None:
+        """The reporter's identity, for reporter-facing calls only; never in agency output."""
+        return store.read(
+            self.engine, lambda conn: store.load_reporter(conn, case_id), action="read a reporter"
+        )
+
+    def model_of(self, case_id: str) -> Model:
+        case = self.case(case_id)
+        return store.read(
+            self.engine,
+            lambda conn: self._model_for(conn, case.model_hash),
+            action="load a definition",
+        )
+
+    # --- internals ------------------------------------------------------------------------
+
+    def _moment(self, at: datetime | None) -> datetime:
+        if at is None:
+            return self.clock.now()
+        if not isinstance(self.clock, VirtualClock):
+            raise LaporError("at= needs a virtual clock; on the wall clock a call happens now")
+        return at
+
+    def _has_due(self, moment: datetime) -> bool:
+        moment_us = store.epoch_us(moment)
+        return store.read(
+            self.engine, lambda conn: store.any_due(conn, moment_us), action="check timers"
+        )
+
+    def _model_for(self, conn: Connection, model_hash: str) -> Model:
+        model = self._by_hash.get(model_hash)
+        if model is not None:
+            return model
+        data = store.load_model_data(conn, model_hash)
+        if data is None:
+            raise StoreError(f"definition {model_hash[:12]} is missing from the database")
+        model = Model.from_data(data)
+        if model.hash != model_hash:
+            raise StoreError(
+                f"definition {model_hash[:12]} does not hash to its key (got {model.hash[:12]}); "
+                "the definitions table was altered"
+            )
+        self._by_hash[model_hash] = model
+        return model
+
+    def _workflow_model(self, workflow: str) -> Model:
+        model = self.models.get(workflow)
+        if model is None:
+            known = ", ".join(sorted(self.models)) or "none loaded"
+            raise LaporError(f"unknown workflow {workflow!r}; known: {known}")
+        return model
+
+    def _execute(self, commands: list[Command], now: datetime, depth: int) -> list[Outcome]:
+        try:
+            return self._transact_commands(commands, now)
+        except IntegrityViolationError as exc:
+            # Most likely a race another process won (the same new case id or idempotency key
+            # committed first); in a fresh transaction we read what it wrote and decide again
+            # (an already_started rejection, a replayed key). A second violation is real.
+            log.warning("runtime.integrity_retry", commands=len(commands), error=exc.message)
+            return self._transact_commands(commands, now)
+        except ConcurrencyError as exc:
+            if depth >= _MAX_CONFLICT_RETRIES:
+                raise
+            log.warning("runtime.conflict_retry", case_ids=list(exc.case_ids[:20]), depth=depth)
+            # Retry the untouched rest as a batch, then each conflicting case on its own, so
+            # one contended case never costs the others their decisions.
+            conflicted = set(exc.case_ids)
+            results: list[Outcome | None] = [None] * len(commands)
+            groups = [[i for i, c in enumerate(commands) if c.case_id not in conflicted]]
+            groups += [
+                [i for i, c in enumerate(commands) if c.case_id == case_id]
+                for case_id in sorted(conflicted)
+            ]
+            for group in groups:
+                if group:
+                    redone = self._execute([commands[i] for i in group], now, depth + 1)
+                    for index, outcome in zip(group, redone, strict=True):
+                        results[index] = outcome
+            return [outcome for outcome in results if outcome is not None]
+
+    def _transact_commands(self, commands: list[Command], now: datetime) -> list[Outcome]:
+        return store.transact(
+            self.engine,
+            lambda conn: self._execute_once(conn, commands, now),
+            action="record decisions",
+        )
+
+    def _execute_once(
+        self, conn: Connection, commands: list[Command], now: datetime
+    ) -> list[Outcome]:
+        batch = GroupCommit()
+        keys = [c.key for c in commands if c.key is not None]
+        known = store.load_keys(conn, keys) if keys else {}
+        loaded = store.load_cases(conn, {c.case_id for c in commands}, lock=self._postgres)
+        for case_id, stored in loaded.items():
+            batch.tracked[case_id] = PendingCase(stored.case, stored.version)
+        self._after_load(conn, batch.tracked)
+        outcomes: list[Outcome] = []
+        keyed: dict[str, Outcome] = {}
+        for command in commands:
+            key = command.key
+            if key is not None and key in keyed:
+                outcomes.append(Outcome(keyed[key].decision, replayed=True))
+                continue
+            if key is not None and key in known:
+                outcomes.append(self._replay(conn, known[key], command, batch))
+                continue
+            outcome = Outcome(self._decide(conn, command, batch, now))
+            if key is not None and outcome.decision.accepted:
+                keyed[key] = outcome
+            outcomes.append(outcome)
+        batch.flush(conn)
+        return outcomes
+
+    def _after_load(self, conn: Connection, tracked: Mapping[str, PendingCase]) -> None:
+        """A seam for tests: runs after a batch read its cases, before it decides and writes."""
+
+    def _decide(
+        self, conn: Connection, command: Command, batch: GroupCommit, now: datetime
+    ) -> Decision:
+        tracked = batch.tracked.get(command.case_id)
+        if isinstance(command, StartCommand):
+            model = self._workflow_model(command.workflow)
+            event = Started(command.case_id, command.data, command.actor, command.reporter)
+            decision = decide(model, tracked.case if tracked else None, event, now)
+            if decision.accepted:
+                batch.apply(decision, now, key=command.key, reporter=command.reporter)
+            return decision
+        if tracked is None:
+            return Decision(None, rejection=Rejection("not_started", "no such case"))
+        model = self._model_for(conn, tracked.case.model_hash)
+        decision = decide(model, tracked.case, command.signal, now)
+        if decision.accepted:
+            batch.apply(decision, now, key=command.key)
+        return decision
+
+    def _replay(
+        self, conn: Connection, used: store.KeyRow, command: Command, batch: GroupCommit
+    ) -> Outcome:
+        """The outcome a used idempotency key produced, returned again."""
+        if isinstance(command, SignalCommand) and used.case_id != command.case_id:
+            raise LaporError(
+                f"idempotency key {used.key!r} was already used for case {used.case_id}, "
+                f"not {command.case_id}; use a fresh key per request"
+            )
+        record = None if used.seq is None else store.load_record(conn, used.case_id, used.seq)
+        if used.case_id not in batch.tracked:
+            batch.tracked.update(
+                (k, PendingCase(v.case, v.version))
+                for k, v in store.load_cases(conn, [used.case_id]).items()
+            )
+        tracked = batch.tracked.get(used.case_id)
+        if record is None or tracked is None:
+            raise StoreError(f"idempotency key {used.key!r} points at a missing history record")
+        effects = tuple(effect_from_json(e) for e in record.effects)
+        return Outcome(Decision(tracked.case, effects, record), replayed=True)
+
+    def _fire_once(
+        self, conn: Connection, now: datetime, limit: int
+    ) -> tuple[int, list[tuple[str, Decision]]]:
+        now_us = store.epoch_us(now)
+        claimed = store.claim_due(conn, now_us, limit, lock=self._postgres)
+        if not self.virtual:  # how late the most overdue timer fires (0 when none is due)
+            lag_us = now_us - claimed[0].wake_us if claimed else 0
+            metrics.timer_lag_seconds.set(max(0, lag_us) / 1e6)
+        if not claimed:
+            return 0, []
+        batch = GroupCommit()
+        groups: dict[str, list[store.DueTimer]] = {}
+        for row in claimed:
+            groups.setdefault(row.case_id, []).append(row)
+        candidates: dict[str, list[tuple[int, str, str]]] = {}  # case -> (armed, clock, due_at)
+        incomplete: list[str] = []
+        for case_id, rows in groups.items():
+            case = store.decode_case(rows[0].body)
+            batch.tracked[case_id] = PendingCase(case, rows[0].version)
+            wake = rows[0].wake_us  # rows come ordered by wake: this is the case's earliest
+            first = [(r.armed_seq, r.clock, r.due_at) for r in rows if r.wake_us == wake]
+            candidates[case_id] = first
+            if len(first) < _clocks_waking(case, wake):
+                incomplete.append(case_id)  # the LIMIT cut between this case's tied timers
+        if incomplete:
+            for case_id, clock, due_at, wake_us, armed in store.timers_of(conn, incomplete):
+                if wake_us == groups[case_id][0].wake_us:
+                    tie = (armed, clock, due_at)
+                    if tie not in candidates[case_id]:
+                        candidates[case_id].append(tie)
+        for case_id, ties in candidates.items():
+            tracked = batch.tracked[case_id]
+            model = self._model_for(conn, tracked.case.model_hash)
+            order = {clock.name: index for index, clock in enumerate(model.clocks)}
+            _, clock_name, due_text = min(ties, key=lambda t: (t[0], order.get(t[1], len(order))))
+            due = instant(due_text)
+            at = wake_at(due) if self.virtual else now
+            decision = decide(model, tracked.case, ClockLapsed(clock_name, due), at)
+            if decision.accepted:
+                batch.apply(decision, at)
+                batch.decided.append((tracked.case.workflow, decision))
+            else:
+                # A timer that no longer matches its clock (only a hand-edited or raced row can):
+                # drop that exact row, never a newer one for the same clock.
+                batch.rows.stale_timer_deletes.append(
+                    {"d_case": case_id, "d_clock": clock_name, "d_wake": groups[case_id][0].wake_us}
+                )
+        batch.flush(conn)
+        return len(candidates), batch.decided
+
+    def _report(self, decided: Iterable[tuple[str, Decision]]) -> None:
+        """After commit: tell the observer and the metrics about each new decision, once."""
+        by_workflow: dict[str, list[Decision]] = {}
+        for workflow, decision in decided:
+            if self.observer is not None and (decision.record or decision.rejection):
+                self.observer(decision)
+            by_workflow.setdefault(workflow, []).append(decision)
+        for workflow, decisions in by_workflow.items():
+            metrics.record_decisions(workflow, decisions)
+
+
+def _clocks_waking(case: Case, wake_us: int) -> int:
+    """How many running clocks of ``case`` wake at ``wake_us`` (each should have a timer row)."""
+    return sum(
+        1 for due in running_deadlines(case).values() if store.epoch_us(wake_at(due)) == wake_us
+    )
+
+
+def _workflow_of(command: Command, decision: Decision) -> str:
+    if decision.case is not None:
+        return decision.case.workflow
+    return command.workflow if isinstance(command, StartCommand) else "unknown"

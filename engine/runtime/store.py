@@ -1,0 +1,385 @@
+"""Data access for the embedded runtime: SQLAlchemy Core over SQLite or PostgreSQL.
+
+Core, not the ORM: a group-committed batch is a handful of ``executemany`` calls with lists of
+plain dicts, which is what makes thousands of durable decisions per second possible. This module
+opens engines, runs transactions and reads (models, cases, histories, keys, due timers);
+``engine.runtime.batch`` builds and writes a group commit's rows.
+
+It is the database boundary: every driver error leaving it (or ``batch``) is a ``LaporError``
+from ``engine.runtime.errors``, never a SQLAlchemy or psycopg traceback.
+
+SQLite: WAL, ``synchronous=FULL`` (a committed decision survives power loss), foreign keys on, and
+every write transaction starts with ``BEGIN IMMEDIATE``, so two processes on one file take turns
+(waiting up to ``busy_timeout``) instead of failing half-way when both try to upgrade a read lock.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any, NamedTuple, TypeVar
+
+from sqlalchemy import Connection, Engine, bindparam, create_engine, event, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+
+from engine.case import Case
+from engine.model import Model, canonical_json
+from engine.records import HistoryRecord
+from engine.runtime.errors import (
+    IntegrityViolationError,
+    SchemaMissingError,
+    StoreBusyError,
+    StoreError,
+)
+from engine.runtime.tables import (
+    cases,
+    definitions,
+    history,
+    idempotency_keys,
+    reporters,
+    timers,
+)
+
+__all__ = [
+    "BUSY_TIMEOUT_MS",
+    "DueTimer",
+    "KeyRow",
+    "StoredCase",
+    "any_due",
+    "chunks",
+    "claim_due",
+    "decode_case",
+    "epoch_us",
+    "from_epoch_us",
+    "is_postgres",
+    "load_cases",
+    "load_history",
+    "load_keys",
+    "load_model_data",
+    "load_record",
+    "load_reporter",
+    "map_errors",
+    "next_wake_us",
+    "open_engine",
+    "read",
+    "save_models",
+    "timers_of",
+    "transact",
+]
+
+T = TypeVar("T")
+
+BUSY_TIMEOUT_MS = 30_000
+"""How long a SQLite writer waits for another process's transaction before failing."""
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+_IN_CHUNK = 500  # ids per IN (...) list: far below SQLite's bound-parameter limit
+# PostgreSQL SQLSTATEs worth retrying: serialization failure, deadlock, lock not available.
+_PG_TRANSIENT = {"40001", "40P01", "55P03"}
+_PG_NO_SCHEMA = {"42P01", "42703"}  # undefined table / column
+
+
+def epoch_us(moment: datetime) -> int:
+    """Integer microseconds since the Unix epoch: how sortable instants are stored."""
+    return (moment - _EPOCH) // _MICROSECOND
+
+
+def from_epoch_us(value: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=value)
+
+
+# --- engine and transactions ------------------------------------------------------------------
+
+
+def open_engine(url: str) -> Engine:
+    """An Engine for ``url``: ``sqlite:///path.db`` or ``postgresql+psycopg://user@host/db``.
+
+    ``postgresql://`` and ``postgres://`` are taken to mean the psycopg 3 driver we ship with.
+    """
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            url = "postgresql+psycopg://" + url[len(prefix) :]
+    try:
+        if url.startswith("sqlite"):
+            # Named parameters, like psycopg's pyformat, take dicts: one precompiled statement
+            # text serves executemany on both databases (see ``_executemany``).
+            engine = create_engine(url, paramstyle="named")
+            _configure_sqlite(engine)
+        else:
+            engine = create_engine(url, pool_pre_ping=True)
+    except (SQLAlchemyError, ImportError, ValueError) as exc:
+        raise StoreError(f"cannot open database {url!r}: {exc}") from exc
+    return engine
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # pysqlite's own transaction handling issues a deferred BEGIN lazily and COMMITs before
+        # DDL; switch it off and issue BEGIN ourselves (below), as SQLAlchemy's docs recommend.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        # A writer takes the write lock up front: a deferred transaction that reads and then
+        # writes can fail with "database is locked" without waiting, IMMEDIATE waits its turn.
+        immediate = conn.get_execution_options().get("lapor_write", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def is_postgres(engine_or_conn: Engine | Connection) -> bool:
+    return engine_or_conn.dialect.name == "postgresql"
+
+
+@contextmanager
+def map_errors(action: str) -> Iterator[None]:
+    """Turn driver errors raised inside the block into ``StoreError`` subclasses."""
+    try:
+        yield
+    except DBAPIError as exc:
+        raise _mapped(exc, action) from exc
+    except SQLAlchemyError as exc:
+        raise StoreError(f"cannot {action}: {exc.__class__.__name__}: {exc}") from exc
+
+
+def _mapped(exc: DBAPIError, action: str) -> StoreError:
+    detail = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
+    code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    lowered = detail.lower()
+    if code in _PG_TRANSIENT or "database is locked" in lowered or "database is busy" in lowered:
+        return StoreBusyError(f"cannot {action}: the database is busy ({detail})")
+    if code in _PG_NO_SCHEMA or "no such table" in lowered or "no such column" in lowered:
+        return SchemaMissingError(
+            f"cannot {action}: the database has no (or outdated) lapor tables ({detail}); "
+            "run `lapor db upgrade --db URL` first"
+        )
+    if exc.__class__.__name__ == "IntegrityError":
+        return IntegrityViolationError(f"cannot {action}: {detail}")
+    return StoreError(f"cannot {action}: {exc.__class__.__name__}: {detail}")
+
+
+def transact(
+    engine: Engine, work: Callable[[Connection], T], *, action: str, attempts: int = 12
+) -> T:
+    """Run ``work`` in one write transaction, committed when it returns, rolled back if it raises.
+
+    A busy database (another SQLite writer past ``busy_timeout``, a PostgreSQL deadlock or
+    serialization failure) is retried with jittered backoff: ``work`` must therefore read what it
+    needs inside the transaction, never rely on what an earlier attempt read.
+    """
+    for attempt in range(attempts):
+        try:
+            with map_errors(action), engine.connect() as conn:
+                conn.execution_options(lapor_write=True)
+                with conn.begin():
+                    return work(conn)
+        except StoreBusyError:
+            if attempt == attempts - 1:
+                raise
+            # jitter: two processes that collided should not collide again on the retry
+            time.sleep(min(1.0, 0.01 * 2**attempt) * (0.5 + random.random()))
+    raise AssertionError("unreachable")
+
+
+def read(engine: Engine, work: Callable[[Connection], T], *, action: str) -> T:
+    """Run read-only ``work`` on a connection (a deferred transaction: never blocks writers)."""
+    with map_errors(action), engine.connect() as conn:
+        return work(conn)
+
+
+# --- models -----------------------------------------------------------------------------------
+
+
+def save_models(conn: Connection, models: Iterable[Model], now_us: int) -> None:
+    """Store each model's canonical form under its hash (content-addressed: never overwritten)."""
+    rows = [
+        {
+            "model_hash": m.hash,
+            "name": m.name,
+            "version": m.version,
+            "body": canonical_json(m.to_data()),
+            "created_us": now_us,
+        }
+        for m in models
+    ]
+    if not rows:
+        return
+    dialect = postgresql if is_postgres(conn) else sqlite
+    # ON CONFLICT DO NOTHING: two processes registering the same model at once both succeed.
+    conn.execute(dialect.insert(definitions).on_conflict_do_nothing(), rows)
+
+
+def load_model_data(conn: Connection, model_hash: str) -> Mapping[str, Any] | None:
+    body = conn.scalar(select(definitions.c.body).where(definitions.c.model_hash == model_hash))
+    return None if body is None else dict(json.loads(body))
+
+
+# --- cases, history, keys ---------------------------------------------------------------------
+
+
+class StoredCase(NamedTuple):
+    case: Case
+    version: int
+
+
+class KeyRow(NamedTuple):
+    key: str
+    case_id: str
+    seq: int | None
+
+
+def chunks(values: Sequence[T]) -> Iterator[Sequence[T]]:
+    for start in range(0, len(values), _IN_CHUNK):
+        yield values[start : start + _IN_CHUNK]
+
+
+def decode_case(body: str) -> Case:
+    return Case.from_json(json.loads(body))
+
+
+_CASES_BY_ID = select(cases.c.id, cases.c.version, cases.c.body).where(
+    cases.c.id.in_(bindparam("ids", expanding=True))
+)
+_CASES_BY_ID_LOCKED = _CASES_BY_ID.order_by(cases.c.id).with_for_update()
+
+
+def load_cases(
+    conn: Connection, ids: Iterable[str], *, lock: bool = False
+) -> dict[str, StoredCase]:
+    """The cases with these ids (missing ones are absent), in one query per 500 ids.
+
+    ``lock`` (PostgreSQL): ``SELECT ... FOR UPDATE`` in id order, so concurrent batches queue
+    behind each other instead of deadlocking, and what we decide on cannot change under us.
+    """
+    query = _CASES_BY_ID_LOCKED if lock else _CASES_BY_ID
+    found: dict[str, StoredCase] = {}
+    for chunk in chunks(sorted(set(ids))):
+        for row in conn.execute(query, {"ids": list(chunk)}):
+            found[row.id] = StoredCase(decode_case(row.body), row.version)
+    return found
+
+
+def load_reporter(conn: Connection, case_id: str) -> Mapping[str, Any] | None:
+    text = conn.scalar(select(reporters.c.identity).where(reporters.c.case_id == case_id))
+    return None if text is None else dict(json.loads(text))
+
+
+def _record(row: Any) -> HistoryRecord:
+    return HistoryRecord(
+        seq=row.seq,
+        at=row.at,
+        actor=row.actor,
+        model_hash=row.model_hash,
+        event=json.loads(row.event),
+        effects=tuple(json.loads(row.effects)),
+        prev_hash=row.prev_hash,
+        hash=row.hash,
+        format=row.format,
+    )
+
+
+def load_history(conn: Connection, case_id: str) -> list[HistoryRecord]:
+    query = select(history).where(history.c.case_id == case_id).order_by(history.c.seq)
+    return [_record(row) for row in conn.execute(query)]
+
+
+def load_record(conn: Connection, case_id: str, seq: int) -> HistoryRecord | None:
+    query = select(history).where(history.c.case_id == case_id, history.c.seq == seq)
+    row = conn.execute(query).first()
+    return None if row is None else _record(row)
+
+
+_KEYS = select(idempotency_keys.c.key, idempotency_keys.c.case_id, idempotency_keys.c.seq).where(
+    idempotency_keys.c.key.in_(bindparam("keys", expanding=True))
+)
+
+
+def load_keys(conn: Connection, keys: Iterable[str]) -> dict[str, KeyRow]:
+    found: dict[str, KeyRow] = {}
+    for chunk in chunks(sorted(set(keys))):
+        for row in conn.execute(_KEYS, {"keys": list(chunk)}):
+            found[row.key] = KeyRow(row.key, row.case_id, row.seq)
+    return found
+
+
+# --- timers -----------------------------------------------------------------------------------
+
+
+class DueTimer(NamedTuple):
+    """A claimed timer row joined with its case's row."""
+
+    case_id: str
+    clock: str
+    due_at: str
+    wake_us: int
+    armed_seq: int
+    version: int
+    body: str
+
+
+# Built once: statements are compiled once and reused (SQLAlchemy caches by statement shape,
+# but building a select() and its cache key per call is itself measurable per batch).
+_DUE = (
+    select(
+        timers.c.case_id,
+        timers.c.clock,
+        timers.c.due_at,
+        timers.c.wake_us,
+        timers.c.armed_seq,
+        cases.c.version,
+        cases.c.body,
+    )
+    .join(cases, cases.c.id == timers.c.case_id)
+    .where(timers.c.wake_us <= bindparam("now_us"))
+    .order_by(timers.c.wake_us)
+    .limit(bindparam("limit"))
+)
+_DUE_LOCKED = _DUE.with_for_update(of=cases, skip_locked=True)
+_ANY_DUE = select(timers.c.wake_us).where(timers.c.wake_us <= bindparam("now_us")).limit(1)
+_NEXT_WAKE = select(func.min(timers.c.wake_us))
+
+
+def claim_due(conn: Connection, now_us: int, limit: int, *, lock: bool) -> list[DueTimer]:
+    """The earliest timers waking at or before ``now_us``, each with its case row.
+
+    ``lock`` (PostgreSQL): the case rows are locked ``FOR UPDATE SKIP LOCKED``: another worker's
+    cases are skipped, not waited for, and everything that writes a case's timers holds that
+    case's row lock first, so two workers never decide the same case and never deadlock.
+    """
+    query = _DUE_LOCKED if lock else _DUE
+    return [DueTimer(*row) for row in conn.execute(query, {"now_us": now_us, "limit": limit})]
+
+
+def any_due(conn: Connection, now_us: int) -> bool:
+    """Whether any timer wakes at or before ``now_us`` (one index probe)."""
+    return conn.scalar(_ANY_DUE, {"now_us": now_us}) is not None
+
+
+def next_wake_us(conn: Connection) -> int | None:
+    value = conn.scalar(_NEXT_WAKE)
+    return None if value is None else int(value)
+
+
+def timers_of(conn: Connection, case_ids: Sequence[str]) -> list[tuple[str, str, str, int, int]]:
+    """(case_id, clock, due_at, wake_us, armed_seq) of every timer of these cases."""
+    found: list[tuple[str, str, str, int, int]] = []
+    for chunk in chunks(sorted(set(case_ids))):
+        query = select(
+            timers.c.case_id, timers.c.clock, timers.c.due_at, timers.c.wake_us, timers.c.armed_seq
+        ).where(timers.c.case_id.in_(chunk))
+        found.extend(
+            (r.case_id, r.clock, r.due_at, r.wake_us, r.armed_seq) for r in conn.execute(query)
+        )
+    return found

@@ -1,0 +1,323 @@
+"""lapor-sla benchmarks: every figure beside a baseline measured in the same run, as a ratio.
+
+    .venv/bin/python bench/run.py                 # quick: throughput, SpiffWorkflow, timer storm
+    .venv/bin/python bench/run.py --postgres URL  # also PostgreSQL end to end
+    .venv/bin/python bench/run.py --national      # also `lapor demo --complaints 1000000`
+
+Machines here are shared and noisy: read the ratios, not the absolute numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, bindparam, delete, func, insert, select
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from engine.definitions.loader import load_models  # noqa: E402
+from engine.demo import StartRequest  # noqa: E402
+from engine.events import Actor, Lapsed, Signal  # noqa: E402
+from engine.migrations import upgrade  # noqa: E402
+from engine.model import Model  # noqa: E402
+from engine.runtime import store, tables  # noqa: E402
+from engine.runtime.clock import VirtualClock  # noqa: E402
+from engine.runtime.embedded import EmbeddedRuntime  # noqa: E402
+
+WIB_MORNING = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)  # Mon 2 Mar 2026, 09:00 WIB
+LIFECYCLE = (
+    ("verify", "admin:nasional", {"agency": "kemenkes"}),
+    ("follow_up", "agency:kemenkes", {"response": "Sedang ditindaklanjuti"}),
+    ("complete", "agency:kemenkes", {"response": "Sudah diselesaikan"}),
+    ("confirm", "reporter", {"rating": 5}),
+)
+COMPLAINT = {"category": "kesehatan", "region": "ID-JK", "channel": "web", "description": "x"}
+
+
+def models() -> dict[str, Model]:
+    return load_models(ROOT / "workflows", ROOT / "policies")
+
+
+def fresh_engine(url: str | None, folder: Path, name: str) -> tuple[Engine, str]:
+    if url is None:
+        url = f"sqlite:///{folder / name}"
+    else:  # a scratch PostgreSQL database: start from empty tables
+        engine = store.open_engine(url)
+        tables.metadata.drop_all(engine)
+        engine.dispose()
+    upgrade(url)
+    return store.open_engine(url), url
+
+
+def lifecycle_throughput(url: str | None, folder: Path, cases: int, batch: int) -> dict[str, Any]:
+    """Five decisions per case (start + four signals), group-committed ``batch`` at a time."""
+    engine, _ = fresh_engine(url, folder, "throughput.db")
+    runtime = EmbeddedRuntime(engine, models(), VirtualClock(WIB_MORNING), batch_size=batch)
+    ids = [f"BENCH-{i:08d}" for i in range(cases)]
+    began = time.perf_counter()
+    now = WIB_MORNING
+    for chunk in range(0, cases, batch):
+        part = ids[chunk : chunk + batch]
+        runtime.start_many([StartRequest(c, "sp4n-lapor", COMPLAINT, {}) for c in part], now)
+    for step, (name, actor, data) in enumerate(LIFECYCLE, start=1):
+        now = WIB_MORNING + timedelta(hours=step)
+        signal = Signal(name, Actor.parse(actor), data)
+        for chunk in range(0, cases, batch):
+            decisions = runtime.signal_many([(c, signal) for c in ids[chunk : chunk + batch]], now)
+            assert all(d.accepted for d in decisions), decisions[0].rejection
+    seconds = time.perf_counter() - began
+    rows = _row_counts(engine)
+    engine.dispose()
+    return {"decisions": cases * 5, "seconds": seconds, "rows": rows}
+
+
+def _row_counts(engine: Engine) -> dict[str, int]:
+    with engine.connect() as conn:
+        return {
+            table.name: conn.execute(select(func.count()).select_from(table)).scalar_one()
+            for table in (tables.history, tables.outbox, tables.cases)
+        }
+
+
+def bare_insert_limit(
+    url: str | None, folder: Path, decisions: int, batch: int, rows: dict[str, int]
+) -> dict[str, Any]:
+    """The storage limit: the same numbers of history, outbox and case rows (plus timer churn),
+    written by bare SQLAlchemy Core executemany with the same batching, no engine logic at all."""
+    engine, _ = fresh_engine(url, folder, "bare.db")
+    body = json.dumps({"pad": "x" * 600})
+    history_row = dict(
+        format=1,
+        at="2026-03-02T02:00:00+00:00",
+        actor="admin:nasional",
+        model_hash="m" * 64,
+        event=body,
+        effects=body,
+        prev_hash="p" * 64,
+        hash="h" * 64,
+    )
+    with engine.begin() as conn:
+        conn.execute(
+            insert(tables.definitions),
+            [{"model_hash": "m" * 64, "name": "x", "version": "1", "body": "{}", "created_us": 0}],
+        )
+    cases = rows["cases"]
+    per_decision_outbox = rows["outbox"] / decisions
+    began = time.perf_counter()
+    outbox_id = 0
+    written = 0
+    order = [(i, step) for step in range(5) for i in range(cases)]
+    for start in range(0, len(order), batch):
+        part = order[start : start + batch]
+        with engine.begin() as conn:
+            case_rows = [
+                {
+                    "id": f"C{i}",
+                    "workflow": "x",
+                    "model_hash": "m" * 64,
+                    "state": "s",
+                    "status": "s",
+                    "region": "ID-JK",
+                    "escalation_level": 0,
+                    "opened_us": 0,
+                    "seq": step + 1,
+                    "head": "h" * 64,
+                    "version": step + 1,
+                    "body": body,
+                }
+                for i, step in part
+            ]
+            fresh = [r for r, (_, step) in zip(case_rows, part, strict=True) if step == 0]
+            if fresh:
+                conn.execute(insert(tables.cases), fresh)
+            later = [r for r, (_, step) in zip(case_rows, part, strict=True) if step > 0]
+            if later:
+                conn.execute(
+                    tables.cases.update()
+                    .where(tables.cases.c.id == bindparam("b_id"))
+                    .values(
+                        seq=bindparam("seq"), version=bindparam("version"), body=bindparam("body")
+                    ),
+                    [
+                        {"b_id": r["id"], "seq": r["seq"], "version": r["version"], "body": body}
+                        for r in later
+                    ],
+                )
+            conn.execute(
+                insert(tables.history),
+                [{**history_row, "case_id": f"C{i}", "seq": step + 1} for i, step in part],
+            )
+            conn.execute(
+                delete(tables.timers).where(tables.timers.c.case_id.in_([f"C{i}" for i, _ in part]))
+            )
+            conn.execute(
+                insert(tables.timers),
+                [
+                    {
+                        "case_id": f"C{i}",
+                        "clock": "c",
+                        "due_at": "x",
+                        "wake_us": 1,
+                        "armed_seq": step + 1,
+                    }
+                    for i, step in part
+                ],
+            )
+            outbox_rows = []
+            for i, step in part:
+                written += 1
+                while outbox_id < written * per_decision_outbox:
+                    outbox_id += 1
+                    outbox_rows.append(
+                        {
+                            "case_id": f"C{i}",
+                            "seq": step + 1,
+                            "idempotency_key": f"C{i}:{step + 1}:{outbox_id}",
+                            "kind": "notify",
+                            "target": "reporter",
+                            "payload": body,
+                            "attempts": 0,
+                            "next_attempt_us": 0,
+                        }
+                    )
+            if outbox_rows:
+                conn.execute(insert(tables.outbox), outbox_rows)
+    seconds = time.perf_counter() - began
+    engine.dispose()
+    return {"decisions_equivalent": decisions, "seconds": seconds}
+
+
+def timer_storm(folder: Path, clocks: int) -> dict[str, Any]:
+    """``clocks`` verification deadlines ending at the same 23:59:59; all must fire, once each."""
+    engine, _ = fresh_engine(None, folder, "storm.db")
+    lapses = 0
+
+    def count(decision: Any) -> None:
+        nonlocal lapses
+        lapses += sum(isinstance(e, Lapsed) for e in decision.effects)
+
+    clock = VirtualClock(WIB_MORNING)
+    runtime = EmbeddedRuntime(engine, models(), clock, observer=count, batch_size=2000)
+    ids = [f"STORM-{i:08d}" for i in range(clocks)]
+    for chunk in range(0, clocks, 2000):
+        runtime.start_many(
+            [StartRequest(c, "sp4n-lapor", COMPLAINT, {}) for c in ids[chunk : chunk + 2000]],
+            WIB_MORNING,
+        )
+    due = runtime.case(ids[0]).next_due
+    assert due is not None
+    began = time.perf_counter()
+    runtime.advance_to(due + timedelta(seconds=1))
+    seconds = time.perf_counter() - began
+    fired = lapses
+    runtime.advance_to(due + timedelta(seconds=2))  # a second pass must find nothing to fire
+    engine.dispose()
+    return {"clocks": clocks, "fired": fired, "fired_again": lapses - fired, "seconds": seconds}
+
+
+def national_year(complaints: int) -> dict[str, Any]:
+    """``lapor demo --complaints N`` in a subprocess: wall time and peak RSS."""
+    with tempfile.TemporaryDirectory() as folder:
+        db = f"sqlite:///{Path(folder) / 'national.db'}"
+        began = time.perf_counter()
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "engine.cli",
+                "demo",
+                "--complaints",
+                str(complaints),
+                "--db",
+                db,
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
+        seconds = time.perf_counter() - began
+    peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    if result.returncode != 0:
+        raise SystemExit(f"demo failed:\n{result.stderr[-2000:]}")
+    return {"complaints": complaints, "seconds": seconds, "peak_rss_mib": peak_kib / 1024}
+
+
+def timed(label: str, work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    print(f"… {label}", file=sys.stderr, flush=True)
+    return work()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--cases", type=int, default=20_000, help="lifecycles for throughput")
+    parser.add_argument("--batch", type=int, default=1000, help="decisions per transaction")
+    parser.add_argument("--storm", type=int, default=100_000, help="clocks due at one instant")
+    parser.add_argument("--spiff-cases", type=int, default=300)
+    parser.add_argument("--postgres", metavar="URL", help="a scratch PostgreSQL database URL")
+    parser.add_argument("--national", action="store_true", help="also the 1M-complaint demo")
+    args = parser.parse_args()
+    results: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        ours = timed(
+            "SQLite end to end", lambda: lifecycle_throughput(None, folder, args.cases, args.batch)
+        )
+        bare = timed(
+            "SQLite bare Core inserts",
+            lambda: bare_insert_limit(None, folder, ours["decisions"], args.batch, ours["rows"]),
+        )
+        results["sqlite"] = {
+            "decisions_per_s": ours["decisions"] / ours["seconds"],
+            "bare_decision_rows_per_s": bare["decisions_equivalent"] / bare["seconds"],
+            "ratio_to_bare": bare["seconds"] / ours["seconds"],
+            "rows": ours["rows"],
+        }
+        if args.postgres:
+            pg = timed(
+                "PostgreSQL end to end",
+                lambda: lifecycle_throughput(args.postgres, folder, args.cases, args.batch),
+            )
+            pg_bare = timed(
+                "PostgreSQL bare Core inserts",
+                lambda: bare_insert_limit(
+                    args.postgres, folder, pg["decisions"], args.batch, pg["rows"]
+                ),
+            )
+            results["postgresql"] = {
+                "decisions_per_s": pg["decisions"] / pg["seconds"],
+                "bare_decision_rows_per_s": pg_bare["decisions_equivalent"] / pg_bare["seconds"],
+                "ratio_to_bare": pg_bare["seconds"] / pg["seconds"],
+            }
+        from spiff_baseline import run as spiff_run
+
+        spiff = timed(
+            "SpiffWorkflow, state loaded and saved per step", lambda: spiff_run(args.spiff_cases)
+        )
+        results["spiffworkflow"] = {
+            "steps_per_s": spiff["steps_per_s"],
+            "ours_ratio": results["sqlite"]["decisions_per_s"] / spiff["steps_per_s"],
+        }
+        results["timer_storm"] = timed("timer storm", lambda: timer_storm(folder, args.storm))
+    if args.national:
+        results["national_year"] = timed("1M-complaint demo", lambda: national_year(1_000_000))
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -270,6 +270,8 @@ class GroupCommit:
         self.tracked: dict[str, PendingCase] = {}
         self.rows = WriteBatch()
         self.decided: list[tuple[str, Decision]] = []  # (workflow, decision) for observers
+        # (case id, version written, case): what a decoded-case cache may adopt after commit.
+        self.written: list[tuple[str, int, Case]] = []
 
     def apply(
         self,
@@ -314,8 +316,10 @@ class GroupCommit:
                 continue
             if tracked.version is None:
                 rows.new_cases.append(case_values(tracked.case, 1))
+                self.written.append((case_id, 1, tracked.case))
             else:
                 rows.update_case(tracked.case, tracked.version, tracked.version + 1)
+                self.written.append((case_id, tracked.version + 1, tracked.case))
             for name, timer in tracked.timers.items():
                 if timer is None:
                     if tracked.version is not None:

@@ -20,6 +20,7 @@ check on every case update is the last line of defence; a conflict it finds is r
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -51,6 +52,7 @@ from engine.runtime.errors import ConcurrencyError, IntegrityViolationError, Sto
 __all__ = ["EmbeddedRuntime", "Outcome", "SignalCommand", "StartCommand", "StartLike"]
 
 _MAX_CONFLICT_RETRIES = 5
+_DECODED_CACHE = 20_000  # cases kept decoded: ~50 MiB, enough for a batch's working set
 
 log = structlog.get_logger("lapor.runtime")
 
@@ -129,6 +131,10 @@ class EmbeddedRuntime:
         self.virtual = isinstance(clock, VirtualClock)
         self._postgres = store.is_postgres(engine)
         self._by_hash: dict[str, Model] = {}
+        # Decoded cases by (id, version). A version names exactly one committed state, so a hit
+        # is always current for that row; entries are adopted only after their commit.
+        self._decoded: OrderedDict[tuple[str, int], Case] = OrderedDict()
+        self._uncommitted: list[tuple[str, int, Case]] = []
         self.register(models)
 
     def register(self, models: Mapping[str, Model]) -> None:
@@ -234,6 +240,7 @@ class EmbeddedRuntime:
                 lambda conn: self._fire_once(conn, now, limit),
                 action="fire due timers",
             )
+        self._adopt_committed()
         self._report(decided)
         return handled
 
@@ -325,19 +332,37 @@ class EmbeddedRuntime:
             return [outcome for outcome in results if outcome is not None]
 
     def _transact_commands(self, commands: list[Command], now: datetime) -> list[Outcome]:
-        return store.transact(
+        outcomes = store.transact(
             self.engine,
             lambda conn: self._execute_once(conn, commands, now),
             action="record decisions",
         )
+        self._adopt_committed()
+        return outcomes
+
+    def _decode(self, case_id: str, version: int, body: str) -> Case:
+        cached = self._decoded.get((case_id, version))
+        return store.decode_case(body) if cached is None else cached
+
+    def _adopt_committed(self) -> None:
+        """The transaction committed: its cases may now serve later reads without decoding."""
+        for case_id, version, case in self._uncommitted:
+            self._decoded[(case_id, version)] = case
+            self._decoded.move_to_end((case_id, version))
+        self._uncommitted = []
+        while len(self._decoded) > _DECODED_CACHE:
+            self._decoded.popitem(last=False)
 
     def _execute_once(
         self, conn: Connection, commands: list[Command], now: datetime
     ) -> list[Outcome]:
+        self._uncommitted = []
         batch = GroupCommit()
         keys = [c.key for c in commands if c.key is not None]
         known = store.load_keys(conn, keys) if keys else {}
-        loaded = store.load_cases(conn, {c.case_id for c in commands}, lock=self._postgres)
+        loaded = store.load_cases(
+            conn, {c.case_id for c in commands}, lock=self._postgres, decode=self._decode
+        )
         for case_id, stored in loaded.items():
             batch.tracked[case_id] = PendingCase(stored.case, stored.version)
         self._after_load(conn, batch.tracked)
@@ -356,6 +381,7 @@ class EmbeddedRuntime:
                 keyed[key] = outcome
             outcomes.append(outcome)
         batch.flush(conn)
+        self._uncommitted = batch.written  # a retried transaction replaces, never appends
         return outcomes
 
     def _after_load(self, conn: Connection, tracked: Mapping[str, PendingCase]) -> None:
@@ -404,6 +430,7 @@ class EmbeddedRuntime:
     def _fire_once(
         self, conn: Connection, now: datetime, limit: int
     ) -> tuple[int, list[tuple[str, Decision]]]:
+        self._uncommitted = []
         now_us = store.epoch_us(now)
         claimed = store.claim_due(conn, now_us, limit, lock=self._postgres)
         if not self.virtual:  # how late the most overdue timer fires (0 when none is due)
@@ -418,7 +445,7 @@ class EmbeddedRuntime:
         candidates: dict[str, list[tuple[int, str, str]]] = {}  # case -> (armed, clock, due_at)
         incomplete: list[str] = []
         for case_id, rows in groups.items():
-            case = store.decode_case(rows[0].body)
+            case = self._decode(case_id, rows[0].version, rows[0].body)
             batch.tracked[case_id] = PendingCase(case, rows[0].version)
             wake = rows[0].wake_us  # rows come ordered by wake: this is the case's earliest
             first = [(r.armed_seq, r.clock, r.due_at) for r in rows if r.wake_us == wake]
@@ -449,6 +476,7 @@ class EmbeddedRuntime:
                     {"d_case": case_id, "d_clock": clock_name, "d_wake": groups[case_id][0].wake_us}
                 )
         batch.flush(conn)
+        self._uncommitted = batch.written
         return len(candidates), batch.decided
 
     def _report(self, decided: Iterable[tuple[str, Decision]]) -> None:

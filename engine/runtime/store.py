@@ -256,7 +256,11 @@ _CASES_BY_ID_LOCKED = _CASES_BY_ID.order_by(cases.c.id).with_for_update()
 
 
 def load_cases(
-    conn: Connection, ids: Iterable[str], *, lock: bool = False
+    conn: Connection,
+    ids: Iterable[str],
+    *,
+    lock: bool = False,
+    decode: Callable[[str, int, str], Case] | None = None,
 ) -> dict[str, StoredCase]:
     """The cases with these ids (missing ones are absent), in one query per 500 ids.
 
@@ -267,7 +271,10 @@ def load_cases(
     found: dict[str, StoredCase] = {}
     for chunk in chunks(sorted(set(ids))):
         for row in conn.execute(query, {"ids": list(chunk)}):
-            found[row.id] = StoredCase(decode_case(row.body), row.version)
+            case = (
+                decode_case(row.body) if decode is None else decode(row.id, row.version, row.body)
+            )
+            found[row.id] = StoredCase(case, row.version)
     return found
 
 

@@ -94,11 +94,8 @@ def start(
     """Open a case; prints its id (tracking number)."""
     fields = _read_json(data, "--data")
     identity = _read_json(reporter, "--reporter") if reporter else None
-    client = _client(db)
-    try:
+    with _client(db) as client:
         result = client.start(workflow, fields, reporter=identity, key=key, case_id=case_id)
-    finally:
-        client.close()
     if not result.accepted:
         typer.echo(f"rejected ({result.code}): {result.reason}", err=True)
         raise typer.Exit(1)
@@ -115,11 +112,8 @@ def signal_command(
 ) -> None:
     """Send a signal; prints the new status, or the rejection reason (exit 1)."""
     fields = _read_json(data, "--data")
-    client = _client(db)
-    try:
+    with _client(db) as client:
         result = client.signal(case, name, actor=actor, data=fields, key=key)
-    finally:
-        client.close()
     if not result.accepted:
         typer.echo(f"rejected ({result.code}): {result.reason}", err=True)
         raise typer.Exit(1)
@@ -135,11 +129,8 @@ def status(
     """Where a case stands: state, agency, escalation, open clocks, allowed signals."""
     from engine.presenting import local_time
 
-    client = _client(db)
-    try:
+    with _client(db) as client:
         view = client.status(case)
-    finally:
-        client.close()
     if as_json:
         typer.echo(json.dumps(view, indent=2, ensure_ascii=False))
         return
@@ -170,12 +161,9 @@ def history(
     """Every recorded decision of a case, with its effects."""
     from engine.presenting import history_lines
 
-    client = _client(db)
-    try:
+    with _client(db) as client:
         records = client.history(case)
         current, _model = client.backend.case(case)
-    finally:
-        client.close()
     if as_json:
         typer.echo(json.dumps([r.to_json() for r in records], indent=2, ensure_ascii=False))
         return
@@ -188,11 +176,8 @@ def audit(
     db: Db = DEFAULT_DB,
 ) -> None:
     """Replay a case's history under its pinned model; exit 1 on any difference."""
-    client = _client(db)
-    try:
+    with _client(db) as client:
         report = client.audit(case)
-    finally:
-        client.close()
     if report.ok:
         typer.echo(f"ok: {report.records} record(s); chain intact; every decision re-derived")
         return

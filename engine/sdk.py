@@ -35,6 +35,7 @@ from engine.runtime.clock import Clock, WallClock
 
 __all__ = [
     "Backend",
+    "CallResult",
     "Client",
     "EmbeddedBackend",
     "SignalResult",
@@ -50,8 +51,9 @@ _PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 
 
 @dataclass(frozen=True, slots=True)
-class StartResult:
-    """The outcome of a start: ``accepted``, or refused with a stable ``code`` and a ``reason``.
+class CallResult:
+    """The outcome of a start or a signal: ``accepted``, or refused with a stable ``code`` and a
+    ``reason`` (a refusal changes nothing and is not recorded).
 
     ``replayed``: the idempotency key was used before; this is that call's outcome again.
     """
@@ -66,18 +68,8 @@ class StartResult:
     replayed: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class SignalResult:
-    """The outcome of a signal; a rejection changes nothing and is not recorded."""
-
-    case_id: str
-    accepted: bool
-    state: str | None = None
-    status: str | None = None
-    code: str | None = None
-    reason: str | None = None
-    seq: int | None = None
-    replayed: bool = False
+StartResult = CallResult
+SignalResult = CallResult
 
 
 class Backend(Protocol):

@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint typecheck unit scenarios validate postgres clean
+.PHONY: setup demo test lint typecheck unit scenarios validate postgres temporal clean
 
 setup: $(STAMP)
 
@@ -24,6 +24,11 @@ demo: setup
 postgres:
 	sh scripts/ensure-postgres.sh
 
+# The Temporal dev server (built with go install, v1.5.1) and the time-skipping test server (Maven
+# Central), cached under ~/.cache/lapor-sla/temporal: minutes the first time, instant after.
+temporal:
+	sh scripts/temporal-server.sh >/dev/null
+
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check engine workers
@@ -37,7 +42,7 @@ validate: setup
 scenarios: setup
 	$(BIN)/lapor test policies/tests/
 
-unit: setup postgres
+unit: setup postgres temporal
 	$(BIN)/pytest -q
 
 test: lint typecheck validate scenarios unit

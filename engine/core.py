@@ -18,17 +18,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import lru_cache
 from types import MappingProxyType
 from typing import Any
-
-import cel
 
 from engine.calendar import REGION_ZONES
 from engine.case import GENESIS, Case, ClockState
 from engine.events import (
     SYSTEM,
-    Actor,
     ClockLapsed,
     ClockPaused,
     ClockResumed,
@@ -48,6 +44,7 @@ from engine.events import (
     effect_to_json,
     utc_text,
 )
+from engine.guards import evaluate_guard
 from engine.model import Clock, Model, Transition
 from engine.records import HistoryRecord
 
@@ -243,7 +240,7 @@ def _check_signal(
     if bad is not None:
         return None, Rejection("invalid_data", bad)
     if transition.guard is not None:
-        passed, detail = _evaluate_guard(transition.guard, case, data, actor)
+        passed, detail = evaluate_guard(transition.guard, case, data, actor)
         if not passed:
             reason = transition.guard_message or f"guard failed: {transition.guard}"
             return None, Rejection("guard_failed", f"{reason}{detail}")
@@ -289,42 +286,6 @@ def _check_clock_choices(model: Model, data: Mapping[str, Any]) -> str | None:
         if data[by] not in choices:
             return f"{by} must be one of: {', '.join(choices)} (got {data[by]!r})"
     return None
-
-
-@lru_cache(maxsize=512)
-def _program(source: str) -> tuple[Any, frozenset[str]]:
-    """The compiled guard and the variables it reads (only those are converted to CEL values)."""
-    program = cel.compile(source)
-    return program, frozenset(program.variables())
-
-
-def _evaluate_guard(
-    source: str, case: Case, data: Mapping[str, Any], actor: Actor
-) -> tuple[bool, str]:
-    program, variables = _program(source)
-    context: dict[str, Any] = {}
-    if "case" in variables:
-        case_view: dict[str, Any] = {
-            "state": case.state,
-            "status": case.status,
-            "region": case.region,
-            "escalation_level": case.escalation_level,
-            "data": dict(case.data),
-        }
-        if case.agency is not None:
-            case_view["agency"] = case.agency
-        context["case"] = case_view
-    if "data" in variables:
-        context["data"] = dict(data)
-    if "actor" in variables:
-        context["actor"] = {"role": actor.role, "id": actor.id}
-    try:
-        result = program.execute(context)
-    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-        return False, f" (could not evaluate: {exc})"
-    if not isinstance(result, bool):
-        return False, f" (guard gave {type(result).__name__}, not true/false)"
-    return result, ""
 
 
 # --- applying a transition ------------------------------------------------------------------

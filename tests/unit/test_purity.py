@@ -17,6 +17,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 PURE_MODULES = (
     "engine/core.py",
+    "engine/guards.py",
     "engine/model.py",
     "engine/calendar.py",
     "engine/case.py",

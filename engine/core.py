@@ -127,14 +127,18 @@ def decide(model: Model, case: Case | None, event: Event, now: datetime) -> Deci
 
 
 def allowed_signals(model: Model, case: Case) -> list[str]:
-    """Triggers a non-system party could send in the case's current state."""
+    """Triggers a non-system party could send in the case's current state, sorted.
+
+    Sorted rather than in file order: the model hash does not cover the order of transitions,
+    so nothing a decision records may depend on it.
+    """
     if case.closed:
         return []
-    return [
+    return sorted(
         t.trigger
         for t in model.transitions.values()
         if case.state in t.sources and t.roles != ("system",)
-    ]
+    )
 
 
 # --- start ----------------------------------------------------------------------------------

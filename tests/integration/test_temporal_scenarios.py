@@ -1,0 +1,111 @@
+"""Same scenario, same history, on a real Temporal server.
+
+Every policy scenario (``policies/tests/*.yaml``) runs on the in-memory reference runtime and on
+``workers.runtime.TemporalScenarioRuntime`` (``CaseWorkflow`` on the Java time-skipping test server,
+so 60-day SLAs take seconds); it must pass on Temporal and record exactly the reference history,
+hashes included.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from engine.events import Actor, Signal
+from engine.model import Model
+from engine.scenario import run_scenario
+from workers.runtime import TemporalScenarioRuntime, TimeSkippingHarness
+
+pytestmark = [pytest.mark.temporal, pytest.mark.usefixtures("temporal_servers")]
+
+ROOT = Path(__file__).resolve().parents[2]
+SCENARIOS = sorted((ROOT / "policies" / "tests").glob("*.yaml"))
+
+
+@pytest.fixture(scope="module")
+def harness(temporal_servers: object) -> Iterator[TimeSkippingHarness]:
+    """One time-skipping server per module; each scenario gets its own worker and task queue."""
+    with TimeSkippingHarness() as running:
+        yield running
+
+
+def test_every_shipped_scenario_is_covered() -> None:
+    assert len(SCENARIOS) >= 20
+
+
+@pytest.mark.parametrize("path", SCENARIOS, ids=lambda p: p.stem)
+def test_scenario_records_the_reference_history_on_temporal(
+    path: Path, harness: TimeSkippingHarness, models: Mapping[str, Model]
+) -> None:
+    reference = run_scenario(path, models=models)
+    assert reference.passed, reference.failures
+
+    result = run_scenario(path, harness.factory, models)
+
+    assert result.passed, result.failures
+    assert [r.to_json() for r in result.history] == [r.to_json() for r in reference.history]
+    assert result.case == reference.case
+
+
+CONTINUED = ["completion-lapse-climbs-ladder-to-ombudsman", "dispute-reopens-follow-up"]
+
+
+@pytest.mark.parametrize("stem", CONTINUED)
+def test_continue_as_new_keeps_the_same_history(
+    stem: str, harness: TimeSkippingHarness, models: Mapping[str, Model]
+) -> None:
+    """Continuing as new after every 2 records (carrying the whole tail) changes no decision."""
+    path = ROOT / "policies" / "tests" / f"{stem}.yaml"
+    reference = run_scenario(path, models=models)
+
+    def factory(models: Mapping[str, Model], start: datetime) -> TemporalScenarioRuntime:
+        return harness.factory(models, start, continue_after=2, history_keep=1000)
+
+    result = run_scenario(path, factory, models)
+
+    assert result.passed, result.failures
+    assert [r.to_json() for r in result.history] == [r.to_json() for r in reference.history]
+    runtime = harness.last_runtime
+    assert runtime is not None and result.case is not None
+    assert runtime.current_run_id(result.case.id) != runtime.first_run_ids[result.case.id]
+
+
+def test_history_keep_bounds_what_a_continued_run_carries(
+    harness: TimeSkippingHarness, models: Mapping[str, Model]
+) -> None:
+    path = ROOT / "policies" / "tests" / "completion-lapse-climbs-ladder-to-ombudsman.yaml"
+    reference = run_scenario(path, models=models)
+
+    def factory(models: Mapping[str, Model], start: datetime) -> TemporalScenarioRuntime:
+        return harness.factory(models, start, continue_after=2, history_keep=2)
+
+    result = run_scenario(path, factory, models)  # expectations on full history may fail here
+    tail = [r.to_json() for r in result.history]
+    assert result.case == reference.case
+    assert 0 < len(tail) < len(reference.history)
+    assert tail == [r.to_json() for r in reference.history][-len(tail) :]
+
+
+def test_illegal_signal_is_refused_synchronously_and_leaves_history_unchanged(
+    harness: TimeSkippingHarness, models: Mapping[str, Model]
+) -> None:
+    start = datetime(2026, 3, 2, 10, tzinfo=UTC)
+    runtime = harness.factory(models, start)
+    data = {"category": "kesehatan", "region": "ID-JK", "channel": "web", "description": "x"}
+    started = runtime.start("sp4n-lapor", "LAPOR-TMP-REFUSE", data, at=start)
+    assert started.accepted
+    before = [r.to_json() for r in runtime.history("LAPOR-TMP-REFUSE")]
+
+    decision = runtime.signal(
+        "LAPOR-TMP-REFUSE",
+        Signal("confirm", Actor.parse("reporter")),
+        at=start + timedelta(hours=1),
+    )
+
+    assert decision.rejection is not None and decision.rejection.code == "wrong_state"
+    assert [r.to_json() for r in runtime.history("LAPOR-TMP-REFUSE")] == before
+    refused = runtime.start("sp4n-lapor", "LAPOR-TMP-REFUSE-2", {"region": "ID-JK"}, at=start)
+    assert refused.rejection is not None and refused.rejection.code == "missing_field"

@@ -1,0 +1,324 @@
+"""The Temporal shell around the core: one ``CaseWorkflow`` per case (workflow id = case id).
+
+The workflow owns no rules. It keeps the case and its history records in workflow state, asks
+``engine.core.decide`` what every event does, and only decides *when* to ask: at start, when an
+update (a party's signal) arrives, and when the earliest running clock's ``wake_at(due)`` passes.
+
+Time: the case's time is ``workflow.now() + clock_offset_s``, floored to the whole second.
+``clock_offset_s`` is 0 in production; scenario runs pass ``scenario_start - server_now`` so a
+scenario written for 2026 hits the 2026 holidays on a test server that starts at its own now. The
+floor absorbs the few milliseconds a workflow task runs after the instant that woke it (a timer
+firing at its deadline, a signal sent at a skipped-to moment), so the recorded instants are the
+ones the in-memory reference runtime records.
+
+The model travels as plain data (``Model.to_data()`` as a JSON string: the calendar inside it,
+never the ``holidays`` package), so the worker needs no definition files and replays see the exact
+model. A string, not a dict, because Temporal's JSON converter sorts object keys and the order of
+transitions is meaningful (rejection reasons list "allowed now: ..." in model order).
+
+Effects that touch the world (notify/route/escalate) run as the ``deliver_effects`` activity
+(``workers/activities.py``), started after the decision is recorded and not awaited by the loop, so
+a slow delivery never delays a deadline; the run waits for outstanding deliveries before it ends.
+
+Continue-as-new: past ``continue_after`` records in one run (500 by default) the workflow starts a
+new run with the case and the last ``history_keep`` records, once every effect delivery of this
+run has finished; older records stay in the earlier runs' Temporal histories (an export of the
+full chain to a store is still to do).
+
+Not done here (yet): search attributes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.exceptions import ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from engine.case import Case
+    from engine.core import Decision, decide, wake_at
+    from engine.events import Actor, ClockLapsed, Signal, Started
+    from engine.model import Model
+    from workers.activities import (
+        DELIVERY_RETRY,
+        DELIVERY_TIMEOUT,
+        EffectBatch,
+        deliver_effects,
+        world_effects,
+    )
+
+__all__ = ["PASSTHROUGH_MODULES", "CaseInput", "CaseWorkflow"]
+
+#: Modules the workflow sandbox must pass through (pure, deterministic; ``cel`` is native).
+PASSTHROUGH_MODULES = ("engine", "cel", "structlog", "workers.activities")
+
+
+@dataclass
+class CaseInput:
+    """What starts a case workflow. The reporter's identity is deliberately not here: it would sit
+    in Temporal's event history in clear; the caller stores it apart."""
+
+    model_json: str  # json.dumps(Model.to_data()): a string, because Temporal's JSON converter
+    # sorts object keys and the order of transitions is meaningful ("allowed now: ..." lists them)
+    case_id: str
+    data: dict[str, Any]
+    actor: str = "system"
+    clock_offset_s: float = 0.0
+    #: Continue as new once the run holds this many history records (Temporal's event history
+    #: grows with every decision, timer and update; a new run starts it afresh).
+    continue_after: int = 500
+    #: How many of the latest records a continued run carries (its ``history`` query shows them).
+    history_keep: int = 100
+    #: Set only on a continued run: the case and the tail of its history records.
+    case: dict[str, Any] | None = None
+    history: list[dict[str, Any]] | None = None
+
+
+@dataclass
+class _Pending:
+    number: int
+    signal: Signal
+
+
+@dataclass
+class _Outcome:
+    record: dict[str, Any] | None = None
+    rejection: tuple[str, str] | None = None
+
+
+@workflow.defn
+class CaseWorkflow:
+    def __init__(self) -> None:
+        self._model: Model | None = None
+        self._offset = timedelta(0)
+        self._case: Case | None = None
+        self._history: list[dict[str, Any]] = []
+        self._start_rejection: tuple[str, str] | None = None
+        self._started = False
+        self._queue: list[_Pending] = []
+        self._numbered = 0
+        self._outcomes: dict[int, _Outcome] = {}
+        self._deliveries: list[tuple[EffectBatch, asyncio.Task[Any]]] = []
+        self._continue_at: int | None = None
+
+    # --- time --------------------------------------------------------------------------------
+
+    def _exact_now(self) -> Any:
+        return workflow.now() + self._offset
+
+    def _now(self) -> Any:
+        return self._exact_now().replace(microsecond=0)
+
+    # --- the loop ----------------------------------------------------------------------------
+
+    @workflow.run
+    async def run(self, params: CaseInput) -> dict[str, Any]:
+        self._model = Model.from_data(json.loads(params.model_json))
+        self._offset = timedelta(seconds=params.clock_offset_s)
+        if params.case is not None:  # a continued run: the start was decided long ago
+            self._case = Case.from_json(params.case)
+            self._history = list(params.history or [])
+            self._started = True
+        else:
+            event = Started(params.case_id, dict(params.data), Actor.parse(params.actor))
+            decision = decide(self._model, None, event, self._now())
+            self._started = True
+            if decision.rejection is not None:
+                self._start_rejection = (decision.rejection.code, decision.rejection.reason)
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                return {"case_id": params.case_id, "rejected": list(self._start_rejection)}
+            self._store(decision)
+        carried = len(self._history)
+
+        self._continue_at = carried + params.continue_after
+
+        def should_continue() -> bool:
+            return (
+                self._over_threshold()
+                and not self._queue
+                and workflow.all_handlers_finished()
+                and self._delivered()
+            )
+
+        while self._case is not None and not self._case.closed:
+            if should_continue():
+                # Continue in this very workflow task (no await), and only with every delivery
+                # finished (an update answered past the threshold waits for its deliveries):
+                # the answer and the continuation land together, so no client call meets the
+                # old run half-finished, and no activity is left running against a closed run
+                # (which also wedges the Java test server's time skipping).
+                keep = self._history[-params.history_keep :] if params.history_keep > 0 else []
+                workflow.continue_as_new(
+                    CaseInput(
+                        model_json=params.model_json,
+                        case_id=params.case_id,
+                        data={},
+                        actor=params.actor,
+                        clock_offset_s=params.clock_offset_s,
+                        continue_after=params.continue_after,
+                        history_keep=params.history_keep,
+                        case=self._case.to_json(),
+                        history=keep,
+                    )
+                )
+            if self._lapse_if_due():
+                continue
+            if self._queue:
+                self._decide_pending(self._queue.pop(0))
+                continue
+            due = self._case.next_due
+            if due is None:
+                await workflow.wait_condition(lambda: bool(self._queue) or should_continue())
+                continue
+            timeout = wake_at(due) - self._exact_now()
+            if timeout <= timedelta(0):
+                timeout = timedelta(milliseconds=1)  # a floor artefact; the next pass lapses it
+            # A timeout is the clock's wake-up: the next pass delivers the lapse.
+            # (asyncio.TimeoutError is TimeoutError on 3.11+.)
+            with contextlib.suppress(TimeoutError):
+                await workflow.wait_condition(
+                    lambda: bool(self._queue) or should_continue(),
+                    timeout=timeout,
+                    timeout_summary="sla-clock",
+                )
+        # Anything queued before the case closed is answered (rejected as closed), not dropped.
+        while self._queue:
+            self._decide_pending(self._queue.pop(0))
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        await self._drain_deliveries()
+        assert self._case is not None
+        return {
+            "case_id": self._case.id,
+            "state": self._case.state,
+            "status": self._case.status,
+            "outcome": self._case.outcome,
+            "decisions": len(self._history),
+            "head": self._case.head,
+        }
+
+    def _over_threshold(self) -> bool:
+        return self._continue_at is not None and len(self._history) >= self._continue_at
+
+    def _delivered(self) -> bool:
+        return all(task.done() for _, task in self._deliveries)
+
+    def _lapse_if_due(self) -> bool:
+        """Deliver ``ClockLapsed`` for the earliest running clock whose wake-up time has come."""
+        assert self._case is not None and self._model is not None
+        now = self._now()
+        running = [c for c in self._case.clocks if c.running and c.due_at is not None]
+        if not running:
+            return False
+        clock = min(running, key=lambda c: c.due_at)  # type: ignore[arg-type,return-value]
+        assert clock.due_at is not None
+        if wake_at(clock.due_at) > now:
+            return False
+        decision = decide(self._model, self._case, ClockLapsed(clock.name, clock.due_at), now)
+        if decision.record is None:
+            return False  # stale or early: nothing recorded; the loop waits for the next wake
+        self._store(decision)
+        return True
+
+    def _decide_pending(self, pending: _Pending) -> None:
+        assert self._model is not None
+        decision = decide(self._model, self._case, pending.signal, self._now())
+        if decision.rejection is not None:
+            rejection = (decision.rejection.code, decision.rejection.reason)
+            self._outcomes[pending.number] = _Outcome(rejection=rejection)
+            return
+        self._store(decision)
+        record = decision.record.to_json() if decision.record is not None else None
+        self._outcomes[pending.number] = _Outcome(record=record)
+
+    def _store(self, decision: Decision) -> None:
+        if decision.record is None or decision.case is None:
+            return
+        self._case = decision.case
+        record = decision.record.to_json()
+        self._history.append(record)
+        effects = world_effects(record)
+        if effects:
+            self._deliver(EffectBatch(decision.case.id, decision.record.seq, effects))
+
+    def _deliver(self, batch: EffectBatch) -> None:
+        """Start delivering one decision's effects; the loop never waits for it."""
+        self._deliveries = [(b, t) for b, t in self._deliveries if not t.done()]
+        task = workflow.start_activity(
+            deliver_effects,
+            batch,
+            start_to_close_timeout=DELIVERY_TIMEOUT,
+            retry_policy=DELIVERY_RETRY,
+        )
+        self._deliveries.append((batch, task))
+
+    async def _drain_deliveries(self) -> None:
+        """Let every delivery finish before the run ends (a failed one is logged, not fatal:
+        the decision is recorded either way, and the history is the source of truth)."""
+        results = await asyncio.gather(*(t for _, t in self._deliveries), return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                workflow.logger.warning("effect delivery gave up: %s", type(result).__name__)
+        self._deliveries.clear()
+
+    # --- updates and queries -----------------------------------------------------------------
+
+    @workflow.update
+    async def started(self) -> dict[str, Any]:
+        """The start's outcome once decided: ``{"case", "record"}`` or ``{"rejection"}``."""
+        await workflow.wait_condition(lambda: self._started)
+        if self._start_rejection is not None:
+            return {"rejection": list(self._start_rejection)}
+        assert self._case is not None
+        return {"case": self._case.to_json(), "record": self._history[-1]}
+
+    @workflow.update
+    async def signal_case(
+        self, name: str, actor: str, data: dict[str, Any], key: str | None = None
+    ) -> dict[str, Any]:
+        self._numbered += 1
+        number = self._numbered
+        self._queue.append(_Pending(number, Signal(name, Actor.parse(actor), dict(data), key)))
+        await workflow.wait_condition(lambda: number in self._outcomes)
+        if self._over_threshold():
+            # The run continues as new right after this answer; let it go out with the
+            # continuation (see the loop), not before it.
+            await workflow.wait_condition(self._delivered)
+        outcome = self._outcomes.pop(number)
+        if outcome.rejection is not None:
+            code, reason = outcome.rejection
+            raise ApplicationError(reason, type=code, non_retryable=True)
+        assert self._case is not None
+        return {"case": self._case.to_json(), "record": outcome.record}
+
+    @signal_case.validator
+    def _validate_signal(
+        self, name: str, actor: str, data: dict[str, Any], key: str | None = None
+    ) -> None:
+        if self._model is None or self._case is None:
+            raise ApplicationError(
+                "the case has not started", type="not_started", non_retryable=True
+            )
+        try:
+            signal = Signal(name, Actor.parse(actor), dict(data), key)
+        except Exception as exc:  # LaporError for a malformed actor
+            raise ApplicationError(str(exc), type="invalid_actor", non_retryable=True) from None
+        decision = decide(self._model, self._case, signal, self._now())
+        if decision.rejection is not None:
+            raise ApplicationError(
+                decision.rejection.reason, type=decision.rejection.code, non_retryable=True
+            )
+
+    @workflow.query
+    def status(self) -> dict[str, Any] | None:
+        """The case as JSON (never the reporter), or ``None`` before/without a start."""
+        return None if self._case is None else self._case.to_json()
+
+    @workflow.query
+    def history(self) -> list[dict[str, Any]]:
+        return list(self._history)

@@ -8,7 +8,6 @@ exercised over the wire rather than with mocks.
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -472,13 +471,10 @@ def test_naive_time_and_bad_settings_are_errors_not_tracebacks(db: Engine) -> No
 
 # --- PostgreSQL --------------------------------------------------------------------------------
 
-POSTGRES_URL = os.environ.get("LAPOR_TEST_POSTGRES_URL")
-
-
-@pytest.mark.skipif(not POSTGRES_URL, reason="set LAPOR_TEST_POSTGRES_URL to a scratch database")
-def test_four_deliverers_on_postgresql_deliver_each_message_exactly_once() -> None:
-    assert POSTGRES_URL is not None
-    engines = [create_engine(POSTGRES_URL) for _ in range(4)]
+def test_four_deliverers_on_postgresql_deliver_each_message_exactly_once(pg_url: str) -> None:
+    # A fresh database of the PostgreSQL server the suite starts (tests/runtime/postgres.py).
+    url = pg_url.replace("postgresql://", "postgresql+psycopg://", 1)
+    engines = [create_engine(url) for _ in range(4)]
     metadata.drop_all(engines[0], tables=[outbox])
     metadata.create_all(engines[0], tables=[outbox])
     with engines[0].begin() as conn:

@@ -1,0 +1,189 @@
+"""Determinism: ``CaseWorkflow`` histories replay with ``temporalio.worker.Replayer``.
+
+1. Fresh histories: a few policy scenarios run on the Java time-skipping server through
+   ``TimeSkippingHarness``; each case's Temporal history (every run of the chain, following
+   continue-as-new) is fetched and replayed against ``CaseWorkflow`` with the same sandbox
+   settings as the harness worker (``workers.runtime.case_worker``). Replay must not fail.
+2. Checked-in histories: ``tests/golden/temporal/<scenario>.json`` holds a history recorded by an
+   earlier build (``WorkflowHistory.to_json()``); it must replay against today's ``CaseWorkflow``.
+   A change to the workflow's command sequence (timers, activities, update handling) breaks this
+   test: such a change needs a versioning plan (``workflow.patched``) for in-flight cases, not a
+   regenerated file.
+3. Negative control: the same checked-in history replayed against a deliberately different
+   definition (registered under the name ``CaseWorkflow``, with an extra timer first) must raise
+   ``temporalio.workflow.NondeterminismError``, proving the check above can fail.
+
+Regenerating the golden history (only when a change is *meant* to be incompatible)::
+
+    LAPOR_REGEN_GOLDEN=1 .venv/bin/pytest -q tests/integration/test_temporal_replay.py
+
+The fresh-history test then rewrites ``tests/golden/temporal/<GOLDEN>.json``; without the variable
+nothing under ``tests/golden`` is written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Iterator, Mapping
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from temporalio import workflow
+
+# The workflow sandbox re-imports this module; pass the non-workflow imports through unchanged.
+with workflow.unsafe.imports_passed_through():
+    import pytest
+    from temporalio.client import WorkflowHistory
+    from temporalio.worker import Replayer
+    from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+
+    from engine.model import Model
+    from engine.scenario import run_scenario
+    from workers.runtime import TemporalScenarioRuntime, TimeSkippingHarness
+    from workers.workflow import PASSTHROUGH_MODULES, CaseInput, CaseWorkflow
+
+pytestmark = [pytest.mark.temporal, pytest.mark.usefixtures("temporal_servers")]
+
+# No filesystem or environment access at import time: the sandbox re-imports this module (for
+# ``DriftedCaseWorkflow``) and restricts both; paths and flags are computed in the tests.
+
+SCENARIOS = [
+    "completion-lapse-climbs-ladder-to-ombudsman",
+    "hold-pauses-verification-across-nyepi",
+    "dispute-reopens-follow-up",
+]
+#: The scenario whose history is checked in.
+GOLDEN = "completion-lapse-climbs-ladder-to-ombudsman"
+
+
+def _root() -> Path:
+    return Path(__file__).resolve().parents[2]
+
+
+def _golden_dir() -> Path:
+    return _root() / "tests" / "golden" / "temporal"
+
+
+def _regen() -> bool:
+    return os.environ.get("LAPOR_REGEN_GOLDEN") == "1"
+
+
+@workflow.defn(name="CaseWorkflow")
+class DriftedCaseWorkflow(CaseWorkflow):
+    """``CaseWorkflow`` as a careless edit might leave it: one extra timer before anything else.
+
+    Same name, same handlers, a different command sequence: a history recorded by the real
+    workflow must not replay against it.
+    """
+
+    @workflow.run
+    async def run(self, params: CaseInput) -> dict[str, Any]:
+        await workflow.sleep(timedelta(seconds=1))
+        return await super().run(params)
+
+
+def _replayer(workflow_class: type) -> Replayer:
+    """A replayer with the harness worker's sandbox settings (``workers.runtime.case_worker``)."""
+    restrictions = SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH_MODULES)
+    return Replayer(
+        workflows=[workflow_class],
+        workflow_runner=SandboxedWorkflowRunner(restrictions=restrictions),
+    )
+
+
+def _replay(workflow_class: type, history: WorkflowHistory) -> None:
+    asyncio.run(_replayer(workflow_class).replay_workflow(history, raise_on_replay_failure=True))
+
+
+async def _fetch_chain(
+    harness: TimeSkippingHarness, case_id: str, first_run_id: str
+) -> list[WorkflowHistory]:
+    """Every run's history, first to latest, following continue-as-new."""
+    assert harness.env is not None
+    chain: list[WorkflowHistory] = []
+    run_id: str | None = first_run_id
+    while run_id:
+        handle = harness.env.client.get_workflow_handle(case_id, run_id=run_id)
+        history = await handle.fetch_history()
+        chain.append(history)
+        last = history.events[-1]
+        run_id = None
+        if last.HasField("workflow_execution_continued_as_new_event_attributes"):
+            run_id = last.workflow_execution_continued_as_new_event_attributes.new_execution_run_id
+    return chain
+
+
+@pytest.fixture(scope="module")
+def harness(temporal_servers: object) -> Iterator[TimeSkippingHarness]:
+    with TimeSkippingHarness() as running:
+        yield running
+
+
+def _golden_path() -> Path:
+    return _golden_dir() / f"{GOLDEN}.json"
+
+
+def _golden() -> WorkflowHistory:
+    path = _golden_path()
+    if not path.exists():
+        pytest.fail(f"{path} is missing; regenerate it with LAPOR_REGEN_GOLDEN=1")
+    return WorkflowHistory.from_json(GOLDEN, path.read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("stem", SCENARIOS)
+def test_fresh_history_replays(
+    stem: str, harness: TimeSkippingHarness, models: Mapping[str, Model]
+) -> None:
+    result = run_scenario(_root() / "policies" / "tests" / f"{stem}.yaml", harness.factory, models)
+    assert result.passed, result.failures
+    runtime = harness.last_runtime
+    assert runtime is not None and result.case is not None
+    case_id = result.case.id
+
+    chain = harness.run(_fetch_chain(harness, case_id, runtime.first_run_ids[case_id]))
+
+    assert chain and all(h.events for h in chain)
+    for history in chain:
+        _replay(CaseWorkflow, history)  # raises NondeterminismError on drift
+    if _regen() and stem == GOLDEN:
+        assert len(chain) == 1, "the golden scenario must not continue as new"
+        _golden_dir().mkdir(parents=True, exist_ok=True)
+        _golden_path().write_text(chain[0].to_json() + "\n", encoding="utf-8")
+
+
+def test_continued_chain_replays_run_by_run(
+    harness: TimeSkippingHarness, models: Mapping[str, Model]
+) -> None:
+    """Continuing as new after every 2 records: each run of the chain replays on its own."""
+    stem = "dispute-reopens-follow-up"
+
+    def factory(models: Mapping[str, Model], start: datetime) -> TemporalScenarioRuntime:
+        return harness.factory(models, start, continue_after=2, history_keep=1000)
+
+    result = run_scenario(_root() / "policies" / "tests" / f"{stem}.yaml", factory, models)
+    assert result.passed, result.failures
+    runtime = harness.last_runtime
+    assert runtime is not None and result.case is not None
+    case_id = result.case.id
+
+    chain = harness.run(_fetch_chain(harness, case_id, runtime.first_run_ids[case_id]))
+
+    assert len(chain) > 1
+    assert len({h.run_id for h in chain}) == len(chain)
+    for history in chain:
+        _replay(CaseWorkflow, history)
+
+
+def test_checked_in_history_replays() -> None:
+    history = _golden()
+    assert len(history.events) > 10
+    _replay(CaseWorkflow, history)
+
+
+def test_checked_in_history_rejects_a_drifted_workflow() -> None:
+    """Negative control: the replay check does fail when the command sequence changes."""
+    history = _golden()
+    with pytest.raises(workflow.NondeterminismError):
+        _replay(DriftedCaseWorkflow, history)

@@ -234,9 +234,11 @@ def _register_adapters() -> None:
     # (SQLAlchemy, Alembic) only when a command runs.
     from engine.cli_demo import register as register_demo
     from engine.cli_runtime import register as register_runtime
+    from workers.cli import register as register_temporal
 
     register_runtime(app)
     register_demo(app)
+    register_temporal(app)
 
 
 _register_adapters()

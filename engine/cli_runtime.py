@@ -36,6 +36,14 @@ Db = Annotated[
     typer.Option("--db", envvar="LAPOR_DB", help="Database URL (sqlite:///FILE or postgresql://)."),
 ]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+Temporal = Annotated[
+    str | None,
+    typer.Option(
+        "--temporal",
+        envvar="LAPOR_TEMPORAL",
+        help="Use the Temporal runtime at this address (host:port) instead of --db.",
+    ),
+]
 
 
 def register(app: typer.Typer) -> None:
@@ -51,9 +59,13 @@ def register(app: typer.Typer) -> None:
     app.add_typer(db_app, name="db")
 
 
-def _client(db: str) -> Client:
+def _client(db: str, temporal: str | None = None) -> Client:
     from engine.sdk import Client, default_project_root
 
+    if temporal is not None:
+        from workers.client import TemporalBackend
+
+        return Client(backend=TemporalBackend(temporal))
     root = default_project_root()
     return Client(db, root / "workflows", root / "policies")
 
@@ -81,6 +93,7 @@ def start(
     workflow: Annotated[str, typer.Option(help="Workflow name, e.g. sp4n-lapor.")],
     data: Annotated[str, typer.Option(help="JSON file with the intake fields (or inline JSON).")],
     db: Db = DEFAULT_DB,
+    temporal: Temporal = None,
     key: Annotated[
         str | None, typer.Option(help="Idempotency key: a retry is not a 2nd case.")
     ] = None,
@@ -94,7 +107,7 @@ def start(
     """Open a case; prints its id (tracking number)."""
     fields = _read_json(data, "--data")
     identity = _read_json(reporter, "--reporter") if reporter else None
-    with _client(db) as client:
+    with _client(db, temporal) as client:
         result = client.start(workflow, fields, reporter=identity, key=key, case_id=case_id)
     if not result.accepted:
         typer.echo(f"rejected ({result.code}): {result.reason}", err=True)
@@ -107,12 +120,13 @@ def signal_command(
     name: Annotated[str, typer.Argument(help="The signal, e.g. verify, follow_up.")],
     actor: Annotated[str, typer.Option(help="ROLE:ID, e.g. admin:nasional, agency:kemenkes.")],
     db: Db = DEFAULT_DB,
+    temporal: Temporal = None,
     data: Annotated[str, typer.Option(help="The signal's fields as JSON (or a JSON file).")] = "{}",
     key: Annotated[str | None, typer.Option(help="Idempotency key for safe retries.")] = None,
 ) -> None:
     """Send a signal; prints the new status, or the rejection reason (exit 1)."""
     fields = _read_json(data, "--data")
-    with _client(db) as client:
+    with _client(db, temporal) as client:
         result = client.signal(case, name, actor=actor, data=fields, key=key)
     if not result.accepted:
         typer.echo(f"rejected ({result.code}): {result.reason}", err=True)
@@ -124,12 +138,13 @@ def signal_command(
 def status(
     case: Annotated[str, typer.Argument(help="The case id.")],
     db: Db = DEFAULT_DB,
+    temporal: Temporal = None,
     as_json: AsJson = False,
 ) -> None:
     """Where a case stands: state, agency, escalation, open clocks, allowed signals."""
     from engine.presenting import local_time
 
-    with _client(db) as client:
+    with _client(db, temporal) as client:
         view = client.status(case)
     if as_json:
         typer.echo(json.dumps(view, indent=2, ensure_ascii=False))
@@ -156,12 +171,13 @@ def status(
 def history(
     case: Annotated[str, typer.Argument(help="The case id.")],
     db: Db = DEFAULT_DB,
+    temporal: Temporal = None,
     as_json: AsJson = False,
 ) -> None:
     """Every recorded decision of a case, with its effects."""
     from engine.presenting import history_lines
 
-    with _client(db) as client:
+    with _client(db, temporal) as client:
         records = client.history(case)
         current, _model = client.backend.case(case)
     if as_json:
@@ -174,9 +190,10 @@ def history(
 def audit(
     case: Annotated[str, typer.Argument(help="The case id.")],
     db: Db = DEFAULT_DB,
+    temporal: Temporal = None,
 ) -> None:
     """Replay a case's history under its pinned model; exit 1 on any difference."""
-    with _client(db) as client:
+    with _client(db, temporal) as client:
         report = client.audit(case)
     if report.ok:
         typer.echo(f"ok: {report.records} record(s); chain intact; every decision re-derived")

@@ -1,0 +1,110 @@
+"""``lapor`` Temporal commands: ``lapor temporal dev`` (a local dev server), ``lapor worker``.
+
+    lapor temporal dev --db-filename temporal.db      # the cached Temporal CLI, in the foreground
+    lapor worker --temporal 127.0.0.1:7233            # serves CaseWorkflow until SIGINT/SIGTERM
+
+Adapters only: the server is the binary ``workers.servers`` provisions, the worker is
+``workers.runtime.case_worker``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal as os_signal
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from workers.client import DEFAULT_ADDRESS, DEFAULT_TASK_QUEUE
+
+__all__ = ["dev", "register", "run_worker", "worker"]
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``temporal dev`` and ``worker`` to ``app``."""
+    temporal_app = typer.Typer(no_args_is_help=True, help="A local Temporal server.")
+    temporal_app.command("dev")(dev)
+    app.add_typer(temporal_app, name="temporal")
+    app.command("worker")(worker)
+
+
+def dev_command(port: int, ui_port: int, db_filename: Path | None) -> list[str]:
+    """The dev server's argv (the binary is provisioned first if missing)."""
+    from workers import servers
+
+    try:
+        binary = servers.dev_server_path()
+    except servers.ServersNotProvisionedError:
+        binary, _ = servers.ensure_servers()
+    argv = [str(binary), "server", "start-dev", "--ip", "127.0.0.1"]
+    argv += ["--port", str(port), "--ui-port", str(ui_port)]
+    if db_filename is not None:
+        argv += ["--db-filename", str(db_filename)]
+    return argv
+
+
+def dev(
+    port: Annotated[int, typer.Option(help="Frontend (gRPC) port.")] = 7233,
+    ui_port: Annotated[int, typer.Option("--ui-port", help="Web UI port.")] = 8233,
+    db_filename: Annotated[
+        Path | None,
+        typer.Option("--db-filename", help="SQLite file to keep state in (default: in memory)."),
+    ] = None,
+) -> None:
+    """Run the Temporal dev server in the foreground (Ctrl-C stops it)."""
+    argv = dev_command(port, ui_port, db_filename)
+    os.execv(argv[0], argv)
+
+
+async def run_worker(
+    address: str,
+    *,
+    task_queue: str = DEFAULT_TASK_QUEUE,
+    namespace: str = "default",
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Serve ``CaseWorkflow`` and its activities until ``stop`` is set (or SIGINT/SIGTERM)."""
+    from temporalio.client import Client
+
+    from workers.runtime import case_worker
+
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    installed: list[os_signal.Signals] = []
+    for signum in (os_signal.SIGINT, os_signal.SIGTERM):
+        try:
+            loop.add_signal_handler(signum, stop.set)
+            installed.append(signum)
+        except (RuntimeError, ValueError):  # not the main thread: the caller sets ``stop``
+            pass
+    try:
+        client = await Client.connect(address, namespace=namespace)
+        async with case_worker(client, task_queue):  # shuts down (finishing tasks) on exit
+            typer.echo(f"worker: {address} namespace={namespace} task queue={task_queue}", err=True)
+            await stop.wait()
+    finally:
+        for signum in installed:
+            loop.remove_signal_handler(signum)
+    typer.echo("worker: stopped", err=True)
+
+
+def worker(
+    temporal: Annotated[
+        str, typer.Option("--temporal", envvar="LAPOR_TEMPORAL", help="Temporal address host:port.")
+    ] = DEFAULT_ADDRESS,
+    task_queue: Annotated[str, typer.Option("--task-queue", help="Task queue.")] = (
+        DEFAULT_TASK_QUEUE
+    ),
+    namespace: Annotated[str, typer.Option(help="Temporal namespace.")] = "default",
+) -> None:
+    """Run a Temporal worker for case workflows until SIGINT/SIGTERM."""
+    asyncio.run(run_worker(temporal, task_queue=task_queue, namespace=namespace))
+    # The worker has shut down cleanly. Skip interpreter finalisation: the SDK's Rust core
+    # threads may still call into Python while it tears down ("PyGILState_Release: thread state
+    # must be current", SIGABRT), seen intermittently on exit.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)

@@ -1,0 +1,201 @@
+"""``TemporalBackend``: the ``engine.sdk.Backend`` protocol over a Temporal server.
+
+    from engine.sdk import Client
+    from workers.client import TemporalBackend
+
+    client = Client(backend=TemporalBackend("127.0.0.1:7233"))
+
+One ``CaseWorkflow`` per case (workflow id = case id) on ``task_queue``, served by ``lapor worker``.
+The SDK is synchronous and Temporal's client is asyncio, so the backend runs its own event loop in
+a daemon thread (``workers.runtime.LoopThread``). Time is the server's (clock offset 0).
+
+Not kept here: the reporter's identity (it would sit in Temporal's event history in clear; a store
+of its own is still to do) and start idempotency keys (a repeated case id is refused as
+``already_started``; signal keys travel to the workflow with the signal).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+)
+from temporalio.common import WorkflowIDReusePolicy
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from engine.case import Case
+from engine.core import decide
+from engine.errors import LaporError
+from engine.events import Signal
+from engine.model import Model
+from engine.records import HistoryRecord
+from engine.sdk import CallResult, default_project_root
+from workers.runtime import LoopThread
+from workers.workflow import CaseInput, CaseWorkflow
+
+__all__ = ["DEFAULT_ADDRESS", "DEFAULT_TASK_QUEUE", "TemporalBackend", "project_models"]
+
+DEFAULT_ADDRESS = "127.0.0.1:7233"
+DEFAULT_TASK_QUEUE = "lapor"
+
+
+def project_models(root: Path | None = None) -> dict[str, Model]:
+    """The workflows of the project folder above the cwd (or this checkout's), by name."""
+    from engine.definitions.loader import load_models
+
+    base = root or default_project_root()
+    return load_models(base / "workflows", base / "policies")
+
+
+class TemporalBackend:
+    """Start, signal and read cases through ``CaseWorkflow`` runs on a Temporal server."""
+
+    def __init__(
+        self,
+        address: str = DEFAULT_ADDRESS,
+        *,
+        namespace: str = "default",
+        task_queue: str = DEFAULT_TASK_QUEUE,
+        load_models: Callable[[], Mapping[str, Model]] = project_models,
+    ) -> None:
+        self.task_queue = task_queue
+        self._load_models = load_models
+        self._models: Mapping[str, Model] | None = None
+        self._loop = LoopThread()
+        try:
+            self.client: Client = self._loop.run(Client.connect(address, namespace=namespace))
+        except BaseException:
+            self._loop.close()
+            raise
+
+    # --- Backend -----------------------------------------------------------------------------
+
+    def start(
+        self,
+        workflow: str,
+        case_id: str,
+        data: Mapping[str, Any],
+        *,
+        reporter: Mapping[str, Any] | None = None,
+        key: str | None = None,
+    ) -> CallResult:
+        model = self.models().get(workflow)
+        if model is None:
+            known = ", ".join(sorted(self.models()))
+            raise LaporError(f"unknown workflow {workflow!r}; known: {known}")
+        return self._loop.run(self._start(model, case_id, data))
+
+    def signal(self, case_id: str, signal: Signal) -> CallResult:
+        return self._loop.run(self._signal(case_id, signal))
+
+    def case(self, case_id: str) -> tuple[Case, Model]:
+        case = self._loop.run(self._case(case_id))
+        return case, self._model_of(case)
+
+    def history(self, case_id: str) -> list[HistoryRecord]:
+        records = self._loop.run(self._query(case_id, CaseWorkflow.history))
+        return [HistoryRecord.from_json(r) for r in records]
+
+    def close(self) -> None:
+        self._loop.close()
+
+    # --- helpers -----------------------------------------------------------------------------
+
+    def models(self) -> Mapping[str, Model]:
+        if self._models is None:
+            self._models = self._load_models()
+        return self._models
+
+    def _model_of(self, case: Case) -> Model:
+        model = self.models().get(case.workflow)
+        if model is None or model.hash != case.model_hash:
+            raise LaporError(
+                f"case {case.id}: model {case.workflow}@{case.model_hash[:12]} "
+                "is not among the project's workflows"
+            )
+        return model
+
+    def _handle(self, case_id: str) -> WorkflowHandle[Any, Any]:
+        return self.client.get_workflow_handle(case_id)
+
+    async def _start(self, model: Model, case_id: str, data: Mapping[str, Any]) -> CallResult:
+        params = CaseInput(model_json=json.dumps(model.to_data()), case_id=case_id, data=dict(data))
+        try:
+            handle = await self.client.start_workflow(
+                CaseWorkflow.run,
+                params,
+                id=case_id,
+                task_queue=self.task_queue,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            )
+        except WorkflowAlreadyStartedError:
+            return CallResult(
+                case_id, False, code="already_started", reason=f"case {case_id} already exists"
+            )
+        try:
+            outcome = await handle.execute_update(CaseWorkflow.started)
+        except RPCError:  # the start was refused and the run ended before the update reached it
+            outcome = {"rejection": (await handle.result())["rejected"]}
+        if "rejection" in outcome:
+            code, reason = outcome["rejection"]
+            return CallResult(case_id, False, code=code, reason=reason)
+        case = Case.from_json(outcome["case"])
+        return CallResult(case_id, True, case.state, case.status, seq=outcome["record"]["seq"])
+
+    async def _signal(self, case_id: str, signal: Signal) -> CallResult:
+        args = [signal.name, str(signal.actor), dict(signal.data), signal.key]
+        try:
+            outcome = await self._handle(case_id).execute_update(
+                CaseWorkflow.signal_case, args=args
+            )
+        except WorkflowUpdateFailedError as exc:
+            cause = exc.cause
+            if not (isinstance(cause, ApplicationError) and cause.type):
+                raise
+            case = await self._case(case_id)
+            return CallResult(
+                case_id, False, case.state, case.status, code=cause.type, reason=cause.message
+            )
+        except RPCError as exc:
+            return await self._refuse_on_closed(case_id, signal, exc)
+        case = Case.from_json(outcome["case"])
+        return CallResult(case_id, True, case.state, case.status, seq=outcome["record"]["seq"])
+
+    async def _refuse_on_closed(self, case_id: str, signal: Signal, error: RPCError) -> CallResult:
+        """An update to a finished run fails as an RPC error; the core still gives the reason."""
+        if error.status == RPCStatusCode.NOT_FOUND:
+            raise LaporError(f"unknown case {case_id!r}") from None
+        description = await self._handle(case_id).describe()
+        if description.status == WorkflowExecutionStatus.RUNNING:
+            raise error
+        case = await self._case(case_id)
+        now = max(datetime.now(UTC), case.last_at).replace(microsecond=0)
+        rejection = decide(self._model_of(case), case, signal, now).rejection
+        if rejection is None:  # pragma: no cover - a closed case accepts nothing
+            raise error
+        return CallResult(
+            case_id, False, case.state, case.status, code=rejection.code, reason=rejection.reason
+        )
+
+    async def _case(self, case_id: str) -> Case:
+        data = await self._query(case_id, CaseWorkflow.status)
+        if data is None:
+            raise LaporError(f"unknown case {case_id!r}")
+        return Case.from_json(data)
+
+    async def _query(self, case_id: str, query: Any) -> Any:
+        try:
+            return await self._handle(case_id).query(query)
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                raise LaporError(f"unknown case {case_id!r}") from None
+            raise

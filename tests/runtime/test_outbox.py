@@ -471,6 +471,7 @@ def test_naive_time_and_bad_settings_are_errors_not_tracebacks(db: Engine) -> No
 
 # --- PostgreSQL --------------------------------------------------------------------------------
 
+
 def test_four_deliverers_on_postgresql_deliver_each_message_exactly_once(pg_url: str) -> None:
     # A fresh database of the PostgreSQL server the suite starts (tests/runtime/postgres.py).
     url = pg_url.replace("postgresql://", "postgresql+psycopg://", 1)

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from engine.runtime.outbox import OutboxDelivery
     from engine.sdk import Client
 
-__all__ = ["main", "register"]
+__all__ = ["register"]
 
 DEFAULT_DB = "sqlite:///lapor.db"
 
@@ -302,20 +302,3 @@ def _delivery(engine: Engine, specs: list[str]) -> OutboxDelivery:
     from engine.runtime.outbox import OutboxDelivery
 
     return OutboxDelivery(engine, load_handlers(specs))
-
-
-def main() -> None:
-    """These commands alone (``python -m engine.cli_runtime``); ``lapor`` registers them too."""
-    import sys
-
-    app = typer.Typer(add_completion=False, no_args_is_help=True)
-    register(app)
-    try:
-        app()
-    except LaporError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        sys.exit(2)
-
-
-if __name__ == "__main__":
-    main()

@@ -43,11 +43,8 @@ KILLS = 6
 
 
 def cli_module() -> str:
-    """``engine.cli`` once it registers the runtime commands; until then the module itself."""
-    from engine.cli import app
-
-    names = {c.name or (c.callback.__name__ if c.callback else "") for c in app.registered_commands}
-    return "engine.cli" if "run" in names else "engine.cli_runtime"
+    """The ``lapor`` command's module, run as ``python -m``."""
+    return "engine.cli"
 
 
 def populate(runtime: EmbeddedRuntime | MemoryRuntime, count: int) -> list[str]:

@@ -22,6 +22,7 @@ from types import MappingProxyType
 from typing import Any
 
 from engine.calendar import REGION_ZONES
+from engine.canonical import json_problem
 from engine.case import GENESIS, Case, ClockState
 from engine.events import (
     SYSTEM,
@@ -157,6 +158,9 @@ def _start(model: Model, event: Started, now: datetime) -> Decision:
             "unexpected_field",
             f"unexpected field(s): {', '.join(unexpected)}; accepted: {', '.join(sorted(allowed))}",
         )
+    problem = json_problem(data, "data")
+    if problem is not None:
+        return _reject(None, "invalid_data", problem)
     region = data.get("region")
     if not isinstance(region, str) or region not in REGION_ZONES:
         return _reject(
@@ -240,6 +244,9 @@ def _check_signal(
             f"{signal.name!r} does not take field(s) {', '.join(unexpected)}; "
             f"accepted: {', '.join(sorted(accepted)) or 'none'}",
         )
+    problem = json_problem(data, "data")
+    if problem is not None:
+        return None, Rejection("invalid_data", problem)
     bad = _check_clock_choices(model, data)
     if bad is not None:
         return None, Rejection("invalid_data", bad)

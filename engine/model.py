@@ -9,13 +9,13 @@ decision: a case started under one hash replays under that hash forever.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal
 
 from engine.calendar import Duration, WorkingCalendar
+from engine.canonical import canonical_json
 
 __all__ = [
     "Agency",
@@ -34,11 +34,6 @@ __all__ = [
 ]
 
 ClockRegion = Literal["national", "agency", "case"]
-
-
-def canonical_json(value: Any) -> str:
-    """The one serialisation that hashes are computed over: sorted keys, no spaces, UTF-8."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 @dataclass(frozen=True, slots=True)

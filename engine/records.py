@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.model import canonical_json
+from engine.canonical import canonical_json, json_string
 
 __all__ = ["RECORD_FORMAT", "HistoryRecord"]
 
@@ -55,9 +55,9 @@ class HistoryRecord:
         holds the two equal).
         """
         body = (
-            f'{{"actor":{canonical_json(actor)},"at":{canonical_json(at)},'
+            f'{{"actor":{json_string(actor)},"at":{json_string(at)},'
             f'"effects":{effects_text},"event":{event_text},"format":{format},'
-            f'"model_hash":{canonical_json(model_hash)},"prev_hash":{canonical_json(prev_hash)},'
+            f'"model_hash":{json_string(model_hash)},"prev_hash":{json_string(prev_hash)},'
             f'"seq":{seq}}}'
         )
         return hashlib.sha256(body.encode()).hexdigest()

@@ -8,7 +8,6 @@ transaction. The reading half of the store is ``engine.runtime.store``.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -17,9 +16,9 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 
+from engine.canonical import canonical_json, compact_json
 from engine.case import Case
 from engine.core import Decision, wake_at
-from engine.model import canonical_json
 from engine.records import HistoryRecord
 from engine.runtime.errors import ConcurrencyError
 from engine.runtime.store import chunks, epoch_us
@@ -38,8 +37,7 @@ __all__ = [
 ]
 
 _OUTBOX_KINDS = {"notify": "to", "escalated": "to", "routed": "agency"}
-# One encoder for every row body: json.dumps would build a new encoder per call.
-_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_dumps = compact_json
 
 
 def case_values(case: Case, version: int) -> dict[str, Any]:

@@ -141,6 +141,15 @@ def test_start_without_a_required_field_is_rejected(model: Model) -> None:
     assert decision.record is None
 
 
+def test_start_with_data_that_is_not_json_is_rejected_naming_the_field(model: Model) -> None:
+    data = {**INTAKE, "title": float("inf")}
+
+    decision = decide(model, None, Started("LAPOR-CORE-1", data), at("2026-03-02T10:00:00+07:00"))
+
+    assert decision.rejection is not None and decision.rejection.code == "invalid_data"
+    assert "data.title is inf" in decision.rejection.reason
+
+
 # --- rejection --------------------------------------------------------------------------------
 
 
@@ -153,6 +162,7 @@ def test_start_without_a_required_field_is_rejected(model: Model) -> None:
         (signal("verify", ADMIN, agency="kemenkes", nik="3174056708900002"), "unexpected_field"),
         (signal("verify", ADMIN, agency="no-such-agency"), "invalid_data"),
         (signal("verify", ADMIN, tier="urgent"), "invalid_data"),
+        (signal("hold", ADMIN, missing_info=float("nan")), "invalid_data"),  # not JSON
         (signal("escalate_now", ADMIN), "unknown_signal"),
         (signal("auto_close", Actor("system")), "wrong_state"),
     ],

@@ -1,0 +1,91 @@
+"""Canonical JSON: the one serialisation every hash is computed over, and the check that data is
+JSON at all.
+
+The canonical form is the standard library's ``json.dumps(value, sort_keys=True,
+separators=(",", ":"), ensure_ascii=False)``; histories recorded since the first release are
+hashed over exactly those bytes, so that definition never changes. ``orjson`` produces the same
+bytes several times faster for everything except two corners, which fall back to the standard
+library here:
+
+- floats below 1e-4 in magnitude, which ``orjson`` writes as ``0.00001`` or ``1e-7`` where the
+  standard library writes ``1e-05`` and ``1e-07`` (found by a regular expression over the output:
+  a false alarm only costs the slow path);
+- values ``orjson`` refuses (integers beyond 64 bits, non-string keys, lone surrogates).
+
+NaN and the infinities are not JSON (``orjson`` would write ``null``); ``json_problem`` lets the
+core refuse them where data enters, so they never reach a record.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+__all__ = ["canonical_json", "compact_json", "json_problem", "json_string"]
+
+_SORTED = orjson.OPT_SORT_KEYS
+# Where orjson's float text may differ from the standard library's: "1e-7" (stdlib "1e-07") and
+# "0.00001" (stdlib "1e-05"). Substring tests first: they are several times cheaper than a search.
+_NEGATIVE_EXPONENT = re.compile(rb"[0-9]e-")
+
+
+def _float_text_may_differ(out: bytes) -> bool:
+    return b"0.0000" in out or (b"e-" in out and _NEGATIVE_EXPONENT.search(out) is not None)
+
+
+_stdlib_canonical = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False
+).encode
+_stdlib_compact = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+# The standard library's own string encoder (C): canonical_json of a str, without the dispatch.
+json_string = json.encoder.encode_basestring
+
+
+def canonical_json(value: Any) -> str:
+    """Sorted keys, no spaces, UTF-8: byte for byte the standard library's canonical text."""
+    try:
+        out = orjson.dumps(value, option=_SORTED)
+    except TypeError:
+        return _stdlib_canonical(value)
+    if _float_text_may_differ(out):
+        return _stdlib_canonical(value)
+    return out.decode()
+
+
+def compact_json(value: Any) -> str:
+    """No spaces, keys in insertion order: for stored bodies that are parsed, never hashed."""
+    try:
+        out = orjson.dumps(value)
+    except TypeError:
+        return _stdlib_compact(value)
+    if _float_text_may_differ(out):
+        return _stdlib_compact(value)
+    return out.decode()
+
+
+def json_problem(value: Any, where: str) -> str | None:
+    """Why ``value`` is not plain JSON data (``None`` if it is), naming the offending path."""
+    if value is None or isinstance(value, str | bool | int):
+        return None
+    if isinstance(value, float):
+        return None if math.isfinite(value) else f"{where} is {value!r}, which is not a JSON number"
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                return f"{where} has a non-string key {key!r}"
+            problem = json_problem(item, f"{where}.{key}")
+            if problem is not None:
+                return problem
+        return None
+    if isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            problem = json_problem(item, f"{where}[{index}]")
+            if problem is not None:
+                return problem
+        return None
+    return f"{where} is a {type(value).__name__}, which is not JSON data"

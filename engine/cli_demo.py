@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -41,24 +42,31 @@ def register(app: typer.Typer) -> None:
         stats = DemoStats(complaints)
         clock = VirtualClock(DEMO_START)
         runtime: DemoRuntime
+        session: AbstractContextManager[Any]
         if memory:
             from engine.runtime.memory import MemoryRuntime
 
             runtime = MemoryRuntime(models, clock, observer=stats.observe)
+            session = nullcontext()
         else:
-            runtime = _embedded(db, models, clock, stats)
+            embedded = _embedded(db, models, clock, stats)
+            # One writer on a virtual clock: share transactions across slots (see session()).
+            runtime, session = embedded, embedded.session()
         console = Console(stderr=True)
         span = (DEMO_END - DEMO_START).total_seconds()
         began = time.perf_counter()
-        with Progress(
-            TextColumn("[bold blue]simulating"),
-            BarColumn(),
-            TextColumn("{task.fields[day]}"),
-            TextColumn("{task.fields[decisions]:>12,} decisions"),
-            TimeElapsedColumn(),
-            console=console,
-            transient=True,
-        ) as progress:
+        with (
+            session,
+            Progress(
+                TextColumn("[bold blue]simulating"),
+                BarColumn(),
+                TextColumn("{task.fields[day]}"),
+                TextColumn("{task.fields[decisions]:>12,} decisions"),
+                TimeElapsedColumn(),
+                console=console,
+                transient=True,
+            ) as progress,
+        ):
             task = progress.add_task("demo", total=span, day="", decisions=0)
 
             def show(moment: datetime) -> None:

@@ -21,13 +21,14 @@ check on every case update is the last line of defence; a conflict it finds is r
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import structlog
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, RootTransaction
 
 from engine.case import Case
 from engine.core import Decision, decide, wake_at
@@ -55,6 +56,8 @@ _MAX_CONFLICT_RETRIES = 5
 _DECODED_CACHE = 20_000  # cases kept decoded: ~50 MiB, enough for a batch's working set
 
 log = structlog.get_logger("lapor.runtime")
+
+T = TypeVar("T")
 
 
 class StartLike(Protocol):
@@ -102,6 +105,18 @@ class Outcome:
     replayed: bool = False
 
 
+@dataclass
+class _Session:
+    """One open write transaction shared by every call of a ``session()``."""
+
+    conn: Connection
+    transaction: RootTransaction
+    commit_every: int
+    pending: int = 0
+    reports: list[tuple[str, Decision]] = field(default_factory=list)
+    broken: bool = False
+
+
 class EmbeddedRuntime:
     """A durable runtime over a SQLAlchemy ``engine`` (migrated with ``engine.migrations``).
 
@@ -135,7 +150,94 @@ class EmbeddedRuntime:
         # is always current for that row; entries are adopted only after their commit.
         self._decoded: OrderedDict[tuple[str, int], Case] = OrderedDict()
         self._uncommitted: list[tuple[str, int, Case]] = []
+        self._session: _Session | None = None
         self.register(models)
+
+    # --- sessions -------------------------------------------------------------------------
+
+    @contextmanager
+    def session(self, commit_every: int = 20_000) -> Iterator[EmbeddedRuntime]:
+        """Share one write transaction among many calls, committed every ``commit_every``
+        decisions and on exit: for a single writer's long run (the demo, a bulk import).
+
+        Outside a session each call is its own transaction, and a simulation that advances a
+        virtual clock in 15-minute slots pays a commit (an fsync) per slot for a handful of
+        decisions. Inside one, decisions are durable once their commit happens, as with group
+        commit; the observer hears of them then. On SQLite the session holds the write lock for
+        its whole length. An error rolls back everything since the last commit at once and
+        ends the session: nothing is retried (an earlier call's decisions would go with it),
+        and later calls in it are refused.
+        """
+        if commit_every < 1:
+            raise LaporError(f"commit_every must be >= 1, got {commit_every}")
+        if self._session is not None:
+            raise LaporError("a session is already open on this runtime")
+        with store.map_errors("open a session"):
+            conn = self.engine.connect()
+            conn.execution_options(lapor_write=True)
+            self._session = _Session(conn, conn.begin(), commit_every)
+        try:
+            yield self
+            if not self._session.broken:
+                self._commit_session()
+        except BaseException:
+            self._abandon_session()
+            raise
+        finally:
+            conn.close()
+            self._session = None
+
+    def _commit_session(self) -> None:
+        session = self._session
+        assert session is not None
+        with store.map_errors("commit a session"):
+            session.transaction.commit()
+            session.transaction = session.conn.begin()
+        reports, session.reports, session.pending = session.reports, [], 0
+        self._publish(reports)
+
+    def _abandon_session(self) -> None:
+        session = self._session
+        if session is None or session.broken:
+            return
+        session.broken = True
+        session.reports = []
+        # Entries adopted since the last commit name states that no longer exist.
+        self._decoded.clear()
+        self._uncommitted = []
+        with store.map_errors("roll back a session"):
+            session.transaction.rollback()
+
+    def _after_call(self, decided: int) -> None:
+        session = self._session
+        if session is not None:
+            session.pending += decided
+            if session.pending >= session.commit_every:
+                self._commit_session()
+
+    def _write(self, work: Callable[[Connection], T], *, action: str) -> T:
+        """``work`` in a transaction of its own, or in the session's open one."""
+        session = self._session
+        if session is None:
+            result = store.transact(self.engine, work, action=action)
+        else:
+            if session.broken:
+                raise LaporError("this session was rolled back after an error; open a new one")
+            try:
+                with store.map_errors(action):
+                    result = work(session.conn)
+            except BaseException:
+                self._abandon_session()
+                raise
+        self._adopt_committed()
+        return result
+
+    def _read(self, work: Callable[[Connection], T], *, action: str) -> T:
+        """Reads inside a session go through its connection: they must see its own writes."""
+        if self._session is None:
+            return store.read(self.engine, work, action=action)
+        with store.map_errors(action):
+            return work(self._session.conn)
 
     def register(self, models: Mapping[str, Model]) -> None:
         """Make ``models`` the ones new cases of their workflows start under, storing each by
@@ -143,8 +245,7 @@ class EmbeddedRuntime:
         if not models:
             return
         now_us = store.epoch_us(self.clock.now())
-        store.transact(
-            self.engine,
+        self._write(
             lambda conn: store.save_models(conn, models.values(), now_us),
             action="store the workflow definitions",
         )
@@ -182,17 +283,13 @@ class EmbeddedRuntime:
         self.clock.advance_to(moment)
 
     def case(self, case_id: str) -> Case:
-        found = store.read(
-            self.engine, lambda conn: store.load_cases(conn, [case_id]), action="read a case"
-        )
+        found = self._read(lambda conn: store.load_cases(conn, [case_id]), action="read a case")
         if case_id not in found:
             raise LaporError(f"unknown case {case_id!r}")
         return found[case_id].case
 
     def history(self, case_id: str) -> list[HistoryRecord]:
-        return store.read(
-            self.engine, lambda conn: store.load_history(conn, case_id), action="read a history"
-        )
+        return self._read(lambda conn: store.load_history(conn, case_id), action="read a history")
 
     # --- batches --------------------------------------------------------------------------
 
@@ -221,10 +318,13 @@ class EmbeddedRuntime:
             return []
         outcomes = self._execute(list(commands), now, 0)
         self._report(
-            (_workflow_of(command, outcome.decision), outcome.decision)
-            for command, outcome in zip(commands, outcomes, strict=True)
-            if not outcome.replayed
+            [
+                (_workflow_of(command, outcome.decision), outcome.decision)
+                for command, outcome in zip(commands, outcomes, strict=True)
+                if not outcome.replayed
+            ]
         )
+        self._after_call(len(outcomes))
         return outcomes
 
     def fire_due(self, now: datetime, limit: int = 1000) -> int:
@@ -235,33 +335,27 @@ class EmbeddedRuntime:
         call, after that decision's changes are visible.
         """
         with metrics.time_batch("timers"):
-            handled, decided = store.transact(
-                self.engine,
-                lambda conn: self._fire_once(conn, now, limit),
-                action="fire due timers",
+            handled, decided = self._write(
+                lambda conn: self._fire_once(conn, now, limit), action="fire due timers"
             )
-        self._adopt_committed()
         self._report(decided)
+        self._after_call(len(decided))
         return handled
 
     def next_wake(self) -> datetime | None:
         """The earliest pending timer's wake instant, if any (for a loop deciding how long to
         sleep)."""
-        value = store.read(self.engine, store.next_wake_us, action="read the next timer")
+        value = self._read(store.next_wake_us, action="read the next timer")
         return None if value is None else store.from_epoch_us(value)
 
     def reporter(self, case_id: str) -> Mapping[str, Any] | None:
         """The reporter's identity, for reporter-facing calls only; never in agency output."""
-        return store.read(
-            self.engine, lambda conn: store.load_reporter(conn, case_id), action="read a reporter"
-        )
+        return self._read(lambda conn: store.load_reporter(conn, case_id), action="read a reporter")
 
     def model_of(self, case_id: str) -> Model:
         case = self.case(case_id)
-        return store.read(
-            self.engine,
-            lambda conn: self._model_for(conn, case.model_hash),
-            action="load a definition",
+        return self._read(
+            lambda conn: self._model_for(conn, case.model_hash), action="load a definition"
         )
 
     # --- internals ------------------------------------------------------------------------
@@ -275,9 +369,7 @@ class EmbeddedRuntime:
 
     def _has_due(self, moment: datetime) -> bool:
         moment_us = store.epoch_us(moment)
-        return store.read(
-            self.engine, lambda conn: store.any_due(conn, moment_us), action="check timers"
-        )
+        return self._read(lambda conn: store.any_due(conn, moment_us), action="check timers")
 
     def _model_for(self, conn: Connection, model_hash: str) -> Model:
         model = self._by_hash.get(model_hash)
@@ -303,6 +395,8 @@ class EmbeddedRuntime:
         return model
 
     def _execute(self, commands: list[Command], now: datetime, depth: int) -> list[Outcome]:
+        if self._session is not None:
+            return self._transact_commands(commands, now)  # no retries: see ``session``
         try:
             return self._transact_commands(commands, now)
         except IntegrityViolationError as exc:
@@ -332,20 +426,18 @@ class EmbeddedRuntime:
             return [outcome for outcome in results if outcome is not None]
 
     def _transact_commands(self, commands: list[Command], now: datetime) -> list[Outcome]:
-        outcomes = store.transact(
-            self.engine,
-            lambda conn: self._execute_once(conn, commands, now),
-            action="record decisions",
+        return self._write(
+            lambda conn: self._execute_once(conn, commands, now), action="record decisions"
         )
-        self._adopt_committed()
-        return outcomes
 
     def _decode(self, case_id: str, version: int, body: str) -> Case:
         cached = self._decoded.get((case_id, version))
         return store.decode_case(body) if cached is None else cached
 
     def _adopt_committed(self) -> None:
-        """The transaction committed: its cases may now serve later reads without decoding."""
+        """The transaction committed (or, in a session, wrote them on the session's connection,
+        which is the only one reading them until it commits; a rollback clears the cache): its
+        cases may now serve later reads without decoding."""
         for case_id, version, case in self._uncommitted:
             self._decoded[(case_id, version)] = case
             self._decoded.move_to_end((case_id, version))
@@ -479,8 +571,14 @@ class EmbeddedRuntime:
         self._uncommitted = batch.written
         return len(candidates), batch.decided
 
-    def _report(self, decided: Iterable[tuple[str, Decision]]) -> None:
+    def _report(self, decided: list[tuple[str, Decision]]) -> None:
         """After commit: tell the observer and the metrics about each new decision, once."""
+        if self._session is not None:
+            self._session.reports.extend(decided)
+        else:
+            self._publish(decided)
+
+    def _publish(self, decided: list[tuple[str, Decision]]) -> None:
         by_workflow: dict[str, list[Decision]] = {}
         for workflow, decision in decided:
             if self.observer is not None and (decision.record or decision.rejection):

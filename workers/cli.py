@@ -33,7 +33,7 @@ def register(app: typer.Typer) -> None:
 
 def dev_command(port: int, ui_port: int, db_filename: Path | None) -> list[str]:
     """The dev server's argv (the binary is provisioned first if missing)."""
-    from workers import servers
+    from workers import search_attributes, servers
 
     try:
         binary = servers.dev_server_path()
@@ -43,6 +43,8 @@ def dev_command(port: int, ui_port: int, db_filename: Path | None) -> list[str]:
     argv += ["--port", str(port), "--ui-port", str(ui_port)]
     if db_filename is not None:
         argv += ["--db-filename", str(db_filename)]
+    # Registered at every start: the server adds what a (kept) database lacks.
+    argv += search_attributes.dev_server_args()
     return argv
 
 

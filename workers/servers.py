@@ -12,19 +12,35 @@ them under ``${LAPOR_CACHE:-~/.cache/lapor-sla}/temporal/``:
 Because both are passed to the SDK as ``*_existing_path``, the SDK never downloads anything.
 The JVM takes longer to come up than the SDK's default 5 s readiness wait, so the helpers here pass
 a longer startup timeout (the SDK keeps retrying the connection until it expires).
+
+Both come up knowing the case workflow's search attributes (``workers.search_attributes``): the dev
+server through ``--search-attribute`` flags, the test server through the operator service right
+after it starts (it accepts no such flag). A workflow that sets an unknown attribute fails every
+workflow task ("search attribute ... is not defined") instead of making progress.
+
+One divergence of the Java test server is compensated here: it keeps an unset attribute as a null
+payload where a real server deletes it, and the SDK's ``describe()`` cannot decode a null
+``Datetime`` (``TypeError: fromisoformat``); ``_drop_unset_search_attributes`` strips them.
 """
 
 from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
 
 import temporalio.converter
+from temporalio.api.workflowservice.v1 import (
+    DescribeWorkflowExecutionRequest,
+    DescribeWorkflowExecutionResponse,
+)
+from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
+
+from workers import search_attributes
 
 __all__ = [
     "CLI_VERSION",
@@ -142,6 +158,7 @@ async def start_dev_server(
         port=port,
         data_converter=data_converter,
         ui=False,
+        search_attributes=search_attributes.ALL,
         dev_server_existing_path=str(dev_server_path()),
         dev_server_extra_args=list(extra_args),
         dev_server_log_level=log_level,
@@ -174,4 +191,31 @@ async def start_time_skipping(
         test_server_startup_timeout=startup_timeout,
     )
     async with env:
+        await search_attributes.register(env.client, env.client.namespace)
+        _drop_unset_search_attributes(env.client)
         yield env
+
+
+def _drop_unset_search_attributes(client: Client) -> None:
+    """Make ``client``'s describe calls see what a real server answers for unset attributes.
+
+    The Java test server stores an upserted null (``SearchAttributeKey.value_unset()``) instead
+    of deleting the attribute; a real server deletes it (temporalio/temporal#3903). Only this
+    client's own service object is wrapped, and only the response is touched.
+    """
+    service = client.workflow_service
+    describe = service.describe_workflow_execution
+
+    async def describe_without_nulls(
+        req: DescribeWorkflowExecutionRequest,
+        retry: bool = False,
+        metadata: Mapping[str, str | bytes] = {},
+        timeout: timedelta | None = None,
+    ) -> DescribeWorkflowExecutionResponse:
+        response = await describe(req, retry=retry, metadata=metadata, timeout=timeout)
+        fields = response.workflow_execution_info.search_attributes.indexed_fields
+        for name in [n for n, p in fields.items() if p.metadata.get("encoding") == b"binary/null"]:
+            del fields[name]
+        return response
+
+    service.describe_workflow_execution = describe_without_nulls  # type: ignore[method-assign]

@@ -22,10 +22,14 @@ a slow delivery never delays a deadline; the run waits for outstanding deliverie
 
 Continue-as-new: past ``continue_after`` records in one run (500 by default) the workflow starts a
 new run with the case and the last ``history_keep`` records, once every effect delivery of this
-run has finished; older records stay in the earlier runs' Temporal histories (an export of the
-full chain to a store is still to do).
+run has finished; older records stay in the earlier runs (``workers.client.TemporalBackend``
+queries every run of the chain to put the full history together).
 
-Not done here (yet): search attributes.
+Search attributes (``workers.search_attributes``: status, state, agency, region, escalation level,
+next due) are upserted after every recorded decision whose values differ from the run's current
+ones, so cases can be found in the Temporal Web UI. Histories recorded before they existed hold
+no upsert commands; ``workflow.patched(SEARCH_ATTRIBUTES_PATCH)`` keeps those (and runs in flight
+at deploy time) on the old path, without upserts, until they continue as new.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ with workflow.unsafe.imports_passed_through():
     from engine.core import Decision, decide, wake_at
     from engine.events import Actor, ClockLapsed, Signal, Started
     from engine.model import Model
+    from workers import search_attributes
     from workers.activities import (
         DELIVERY_RETRY,
         DELIVERY_TIMEOUT,
@@ -53,10 +58,20 @@ with workflow.unsafe.imports_passed_through():
         world_effects,
     )
 
-__all__ = ["PASSTHROUGH_MODULES", "CaseInput", "CaseWorkflow"]
+__all__ = ["PASSTHROUGH_MODULES", "SEARCH_ATTRIBUTES_PATCH", "CaseInput", "CaseWorkflow"]
 
 #: Modules the workflow sandbox must pass through (pure, deterministic; ``cel`` is native).
-PASSTHROUGH_MODULES = ("engine", "cel", "structlog", "workers.activities")
+PASSTHROUGH_MODULES = (
+    "engine",
+    "cel",
+    "structlog",
+    "workers.activities",
+    "workers.search_attributes",
+)
+
+#: The ``workflow.patched`` id guarding the search-attribute upserts (see the module docstring).
+#: Never rename it: recorded histories carry it in their patch markers.
+SEARCH_ATTRIBUTES_PATCH = "search-attributes"
 
 
 @dataclass
@@ -106,6 +121,7 @@ class CaseWorkflow:
         self._outcomes: dict[int, _Outcome] = {}
         self._deliveries: list[tuple[EffectBatch, asyncio.Task[Any]]] = []
         self._continue_at: int | None = None
+        self._indexed = False  # whether this run upserts search attributes (patched)
 
     # --- time --------------------------------------------------------------------------------
 
@@ -119,12 +135,18 @@ class CaseWorkflow:
 
     @workflow.run
     async def run(self, params: CaseInput) -> dict[str, Any]:
+        # First, before any other command: where the patch marker sits in a history must not
+        # depend on what the case does.
+        self._indexed = workflow.patched(SEARCH_ATTRIBUTES_PATCH)
         self._model = Model.from_data(json.loads(params.model_json))
         self._offset = timedelta(seconds=params.clock_offset_s)
         if params.case is not None:  # a continued run: the start was decided long ago
             self._case = Case.from_json(params.case)
             self._history = list(params.history or [])
             self._started = True
+            # Continue-as-new carries the attributes over, but a run continued from one that
+            # predates them (unpatched) has none yet.
+            self._index()
         else:
             event = Started(params.case_id, dict(params.data), Actor.parse(params.actor))
             decision = decide(self._model, None, event, self._now())
@@ -242,9 +264,18 @@ class CaseWorkflow:
         self._case = decision.case
         record = decision.record.to_json()
         self._history.append(record)
+        self._index()
         effects = world_effects(record)
         if effects:
             self._deliver(EffectBatch(decision.case.id, decision.record.seq, effects))
+
+    def _index(self) -> None:
+        """Bring the run's search attributes up to date with the case (no command if equal)."""
+        if not self._indexed or self._case is None:
+            return
+        changes = search_attributes.updates(self._case, workflow.info().typed_search_attributes)
+        if changes:
+            workflow.upsert_search_attributes(changes)
 
     def _deliver(self, batch: EffectBatch) -> None:
         """Start delivering one decision's effects; the loop never waits for it."""

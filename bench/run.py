@@ -1,7 +1,8 @@
 """lapor-sla benchmarks: every figure beside a baseline measured in the same run, as a ratio.
 
     .venv/bin/python bench/run.py                 # quick: throughput, SpiffWorkflow, timer storm
-    .venv/bin/python bench/run.py --postgres URL  # also PostgreSQL end to end
+    .venv/bin/python bench/run.py --postgres URL  # also PostgreSQL end to end (a scratch database)
+    .venv/bin/python bench/run.py --postgres auto # ... on a throwaway server with durable defaults
     .venv/bin/python bench/run.py --national      # also `lapor demo --complaints 1000000`
 
 Machines here are shared and noisy: read the ratios, not the absolute numbers.
@@ -57,6 +58,8 @@ def fresh_engine(url: str | None, folder: Path, name: str) -> tuple[Engine, str]
     else:  # a scratch PostgreSQL database: start from empty tables
         engine = store.open_engine(url)
         tables.metadata.drop_all(engine)
+        with engine.begin() as conn:  # or the migration believes the tables are still there
+            conn.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
         engine.dispose()
     upgrade(url)
     return store.open_engine(url), url
@@ -256,6 +259,21 @@ def national_year(complaints: int) -> dict[str, Any]:
     return {"complaints": complaints, "seconds": seconds, "peak_rss_mib": peak_kib / 1024}
 
 
+def _durable_postgres() -> Any:
+    """A throwaway server from the Debian binaries (``scripts/ensure-postgres.sh``), with
+    PostgreSQL's durable defaults (fsync, synchronous commit), stopped at exit."""
+    import atexit
+
+    from tests.runtime.postgres import PostgresServer, find_binaries
+
+    binaries = find_binaries()
+    if binaries is None:
+        raise SystemExit("PostgreSQL binaries missing: run scripts/ensure-postgres.sh")
+    server = PostgresServer(binaries, durable=True)
+    atexit.register(server.stop)
+    return server
+
+
 def timed(label: str, work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     print(f"… {label}", file=sys.stderr, flush=True)
     return work()
@@ -269,7 +287,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1000, help="decisions per transaction")
     parser.add_argument("--storm", type=int, default=100_000, help="clocks due at one instant")
     parser.add_argument("--spiff-cases", type=int, default=300)
-    parser.add_argument("--postgres", metavar="URL", help="a scratch PostgreSQL database URL")
+    parser.add_argument(
+        "--postgres", metavar="URL", help="a scratch PostgreSQL database URL, or 'auto'"
+    )
     parser.add_argument("--national", action="store_true", help="also the 1M-complaint demo")
     args = parser.parse_args()
     results: dict[str, Any] = {}
@@ -288,6 +308,9 @@ def main() -> None:
             "ratio_to_bare": bare["seconds"] / ours["seconds"],
             "rows": ours["rows"],
         }
+        if args.postgres == "auto":
+            server = _durable_postgres()
+            args.postgres = server.create_database()
         if args.postgres:
             pg = timed(
                 "PostgreSQL end to end",

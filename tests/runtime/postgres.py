@@ -54,7 +54,7 @@ def _free_port() -> int:
 class PostgresServer:
     """One server process; ``url(database)`` names a database on it."""
 
-    def __init__(self, binaries: Path) -> None:
+    def __init__(self, binaries: Path, *, durable: bool = False) -> None:
         self.binaries = binaries
         self.folder = Path(tempfile.mkdtemp(prefix="lapor-pg-"))
         self.data = self.folder / "data"
@@ -63,12 +63,10 @@ class PostgresServer:
         if self._as_postgres:
             shutil.chown(self.folder, "postgres", "postgres")
         self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8")
-        options = (
-            f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.folder} "
-            # A throwaway server: durability is the runtime's business on real deployments.
-            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
-            "-c max_connections=100"
-        )
+        options = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.folder} "
+        options += "-c max_connections=100"
+        if not durable:  # a throwaway test server; benchmarks ask for PostgreSQL's defaults
+            options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         self._run(
             "pg_ctl",
             "-D",

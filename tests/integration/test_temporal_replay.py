@@ -4,26 +4,29 @@
    ``TimeSkippingHarness``; each case's Temporal history (every run of the chain, following
    continue-as-new) is fetched and replayed against ``CaseWorkflow`` with the same sandbox
    settings as the harness worker (``workers.runtime.case_worker``). Replay must not fail.
-2. Checked-in histories: ``tests/golden/temporal/<scenario>.json`` holds a history recorded by an
-   earlier build (``WorkflowHistory.to_json()``); it must replay against today's ``CaseWorkflow``.
-   A change to the workflow's command sequence (timers, activities, update handling) breaks this
-   test: such a change needs a versioning plan (``workflow.patched``) for in-flight cases, not a
-   regenerated file.
-3. Negative control: the same checked-in history replayed against a deliberately different
+2. Checked-in histories: ``tests/golden/temporal/`` holds histories recorded by earlier builds
+   (``WorkflowHistory.to_json()``), one per workflow version (``GOLDENS``); every one must replay
+   against today's ``CaseWorkflow``. A change to the workflow's command sequence (timers,
+   activities, update handling, search-attribute upserts) breaks this test: such a change needs a
+   versioning plan (``workflow.patched``) for in-flight cases and a *new* golden file beside the
+   old ones, never a regenerated old one.
+3. Negative control: the same checked-in histories replayed against a deliberately different
    definition (registered under the name ``CaseWorkflow``, with an extra timer first) must raise
    ``temporalio.workflow.NondeterminismError``, proving the check above can fail.
 
-Regenerating the golden history (only when a change is *meant* to be incompatible)::
+Recording the golden history of the current version (after adding it to ``GOLDENS`` as
+``CURRENT``)::
 
     LAPOR_REGEN_GOLDEN=1 .venv/bin/pytest -q tests/integration/test_temporal_replay.py
 
-The fresh-history test then rewrites ``tests/golden/temporal/<GOLDEN>.json``; without the variable
-nothing under ``tests/golden`` is written.
+The fresh-history test then writes ``tests/golden/temporal/<CURRENT>.json``; without the variable
+nothing under ``tests/golden`` is written, and older versions' files are never written at all.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta
@@ -35,6 +38,7 @@ from temporalio import workflow
 # The workflow sandbox re-imports this module; pass the non-workflow imports through unchanged.
 with workflow.unsafe.imports_passed_through():
     import pytest
+    from temporalio.api.enums.v1 import EventType
     from temporalio.client import WorkflowHistory
     from temporalio.worker import Replayer
     from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
@@ -42,7 +46,12 @@ with workflow.unsafe.imports_passed_through():
     from engine.model import Model
     from engine.scenario import run_scenario
     from workers.runtime import TemporalScenarioRuntime, TimeSkippingHarness
-    from workers.workflow import PASSTHROUGH_MODULES, CaseInput, CaseWorkflow
+    from workers.workflow import (
+        PASSTHROUGH_MODULES,
+        SEARCH_ATTRIBUTES_PATCH,
+        CaseInput,
+        CaseWorkflow,
+    )
 
 pytestmark = [pytest.mark.temporal, pytest.mark.usefixtures("temporal_servers")]
 
@@ -56,6 +65,14 @@ SCENARIOS = [
 ]
 #: The scenario whose history is checked in.
 GOLDEN = "completion-lapse-climbs-ladder-to-ombudsman"
+#: Checked-in histories (file stems) by the workflow version that recorded them, oldest first.
+#: Whether each run set search attributes: the versions before ``SEARCH_ATTRIBUTES_PATCH`` did not.
+GOLDENS = {
+    GOLDEN: False,  # before search attributes
+    f"{GOLDEN}.search-attributes": True,
+}
+#: The version today's workflow records (the only file LAPOR_REGEN_GOLDEN=1 writes).
+CURRENT = f"{GOLDEN}.search-attributes"
 
 
 def _root() -> Path:
@@ -82,6 +99,18 @@ class DriftedCaseWorkflow(CaseWorkflow):
     async def run(self, params: CaseInput) -> dict[str, Any]:
         await workflow.sleep(timedelta(seconds=1))
         return await super().run(params)
+
+
+@workflow.defn(name="CaseWorkflow")
+class UnindexedCaseWorkflow(CaseWorkflow):
+    """``CaseWorkflow`` with the search-attribute upserts removed but the patch marker kept."""
+
+    @workflow.run
+    async def run(self, params: CaseInput) -> dict[str, Any]:
+        return await super().run(params)
+
+    def _index(self) -> None:
+        return None
 
 
 def _replayer(workflow_class: type) -> Replayer:
@@ -121,15 +150,32 @@ def harness(temporal_servers: object) -> Iterator[TimeSkippingHarness]:
         yield running
 
 
-def _golden_path() -> Path:
-    return _golden_dir() / f"{GOLDEN}.json"
+def _golden_path(name: str) -> Path:
+    return _golden_dir() / f"{name}.json"
 
 
-def _golden() -> WorkflowHistory:
-    path = _golden_path()
+def _golden(name: str) -> WorkflowHistory:
+    path = _golden_path(name)
     if not path.exists():
-        pytest.fail(f"{path} is missing; regenerate it with LAPOR_REGEN_GOLDEN=1")
-    return WorkflowHistory.from_json(GOLDEN, path.read_text(encoding="utf-8"))
+        hint = "record it with LAPOR_REGEN_GOLDEN=1" if name == CURRENT else "restore it from git"
+        pytest.fail(f"{path} is missing; {hint}")
+    return WorkflowHistory.from_json(name, path.read_text(encoding="utf-8"))
+
+
+def _event_types(history: WorkflowHistory) -> set[int]:
+    return {event.event_type for event in history.events}
+
+
+def _patches(history: WorkflowHistory) -> set[str]:
+    """The ids of the ``workflow.patched`` markers recorded in ``history``."""
+    found: set[str] = set()
+    for event in history.events:
+        if event.event_type != EventType.EVENT_TYPE_MARKER_RECORDED:
+            continue
+        details = event.marker_recorded_event_attributes.details
+        if "patch-data" in details:  # the SDK's own marker ("core_patch")
+            found.add(json.loads(details["patch-data"].payloads[0].data)["id"])
+    return found
 
 
 @pytest.mark.parametrize("stem", SCENARIOS)
@@ -150,7 +196,7 @@ def test_fresh_history_replays(
     if _regen() and stem == GOLDEN:
         assert len(chain) == 1, "the golden scenario must not continue as new"
         _golden_dir().mkdir(parents=True, exist_ok=True)
-        _golden_path().write_text(chain[0].to_json() + "\n", encoding="utf-8")
+        _golden_path(CURRENT).write_text(chain[0].to_json() + "\n", encoding="utf-8")
 
 
 def test_continued_chain_replays_run_by_run(
@@ -176,14 +222,29 @@ def test_continued_chain_replays_run_by_run(
         _replay(CaseWorkflow, history)
 
 
-def test_checked_in_history_replays() -> None:
-    history = _golden()
+@pytest.mark.parametrize("name", list(GOLDENS))
+def test_checked_in_history_replays(name: str) -> None:
+    history = _golden(name)
     assert len(history.events) > 10
+    # Each file exercises the code path it stands for: the unpatched one (no marker, no upsert)
+    # or the patched one.
+    indexed = GOLDENS[name]
+    upserts = EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES in _event_types(history)
+    assert upserts == indexed
+    assert (SEARCH_ATTRIBUTES_PATCH in _patches(history)) == indexed
     _replay(CaseWorkflow, history)
 
 
-def test_checked_in_history_rejects_a_drifted_workflow() -> None:
+@pytest.mark.parametrize("name", list(GOLDENS))
+def test_checked_in_history_rejects_a_drifted_workflow(name: str) -> None:
     """Negative control: the replay check does fail when the command sequence changes."""
-    history = _golden()
+    history = _golden(name)
     with pytest.raises(workflow.NondeterminismError):
         _replay(DriftedCaseWorkflow, history)
+
+
+def test_a_patched_history_does_not_replay_without_its_upserts() -> None:
+    """The search-attribute upserts are commands: a workflow that drops them is caught too."""
+    history = _golden(CURRENT)
+    with pytest.raises(workflow.NondeterminismError):
+        _replay(UnindexedCaseWorkflow, history)

@@ -1,6 +1,8 @@
-"""``lapor`` Temporal commands: ``lapor temporal dev`` (a local dev server), ``lapor worker``.
+"""``lapor`` Temporal commands: ``lapor temporal dev`` (a local dev server), ``lapor temporal
+search-attributes`` (register them on a cluster), ``lapor worker``.
 
     lapor temporal dev --db-filename temporal.db      # the cached Temporal CLI, in the foreground
+    lapor temporal search-attributes --temporal HOST:7233 [--namespace NS]   # once per namespace
     lapor worker --temporal 127.0.0.1:7233            # serves CaseWorkflow until SIGINT/SIGTERM
 
 Adapters only: the server is the binary ``workers.servers`` provisions, the worker is
@@ -20,13 +22,19 @@ import typer
 
 from workers.client import DEFAULT_ADDRESS, DEFAULT_TASK_QUEUE
 
-__all__ = ["dev", "register", "run_worker", "worker"]
+__all__ = ["dev", "register", "register_search_attributes", "run_worker", "worker"]
+
+TemporalAddress = Annotated[
+    str, typer.Option("--temporal", envvar="LAPOR_TEMPORAL", help="Temporal address host:port.")
+]
+Namespace = Annotated[str, typer.Option(help="Temporal namespace.")]
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``temporal dev`` and ``worker`` to ``app``."""
-    temporal_app = typer.Typer(no_args_is_help=True, help="A local Temporal server.")
+    """Add ``temporal dev``, ``temporal search-attributes`` and ``worker`` to ``app``."""
+    temporal_app = typer.Typer(no_args_is_help=True, help="Temporal servers: local and real.")
     temporal_app.command("dev")(dev)
+    temporal_app.command("search-attributes")(register_search_attributes)
     app.add_typer(temporal_app, name="temporal")
     app.command("worker")(worker)
 
@@ -93,14 +101,38 @@ async def run_worker(
     typer.echo("worker: stopped", err=True)
 
 
+def register_search_attributes(
+    temporal: TemporalAddress = DEFAULT_ADDRESS, namespace: Namespace = "default"
+) -> None:
+    """Register the case workflow's search attributes on a Temporal cluster (idempotent).
+
+    Needed once per namespace before workers run there: a workflow that sets an attribute the
+    server does not know fails its workflow tasks. `lapor temporal dev` registers them itself.
+    """
+    from temporalio.client import Client
+
+    from engine.errors import LaporError
+    from workers import search_attributes
+
+    async def go() -> list[str]:
+        try:
+            client = await Client.connect(temporal, namespace=namespace)
+        except RuntimeError as exc:  # the SDK's "Failed client connect: ..."
+            raise LaporError(f"cannot reach Temporal at {temporal}: {exc}") from None
+        return await search_attributes.register(client, namespace)
+
+    added = asyncio.run(go())
+    names = ", ".join(f"{k.name} ({k._metadata_type})" for k in search_attributes.ALL)
+    typer.echo(f"ok: {names} in namespace {namespace}")
+    typer.echo(f"added: {', '.join(added)}" if added else "added: none (all were there)")
+
+
 def worker(
-    temporal: Annotated[
-        str, typer.Option("--temporal", envvar="LAPOR_TEMPORAL", help="Temporal address host:port.")
-    ] = DEFAULT_ADDRESS,
+    temporal: TemporalAddress = DEFAULT_ADDRESS,
     task_queue: Annotated[str, typer.Option("--task-queue", help="Task queue.")] = (
         DEFAULT_TASK_QUEUE
     ),
-    namespace: Annotated[str, typer.Option(help="Temporal namespace.")] = "default",
+    namespace: Namespace = "default",
 ) -> None:
     """Run a Temporal worker for case workflows until SIGINT/SIGTERM."""
     asyncio.run(run_worker(temporal, task_queue=task_queue, namespace=namespace))

@@ -35,6 +35,7 @@ _NEGATIVE_EXPONENT = re.compile(rb"[0-9]e-")
 
 
 def _float_text_may_differ(out: bytes) -> bool:
+    # Inlined in canonical_json, which runs several times per decision; keep the two equal.
     return b"0.0000" in out or (b"e-" in out and _NEGATIVE_EXPONENT.search(out) is not None)
 
 
@@ -52,8 +53,8 @@ def canonical_json(value: Any) -> str:
         out = orjson.dumps(value, option=_SORTED)
     except TypeError:
         return _stdlib_canonical(value)
-    if _float_text_may_differ(out):
-        return _stdlib_canonical(value)
+    if b"0.0000" in out or (b"e-" in out and _NEGATIVE_EXPONENT.search(out) is not None):
+        return _stdlib_canonical(value)  # _float_text_may_differ, inlined
     return out.decode()
 
 

@@ -17,6 +17,8 @@ GENESIS = "0" * 64
 """The ``prev_hash`` of a case's first history record."""
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
+_new = object.__new__
+_set = object.__setattr__
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,16 +37,24 @@ class ClockState:
     level: int
     region: str
 
+    # The JSON form, built on first use: a clock usually outlives many decisions of its case
+    # unchanged, and each decision stores the case (``isoformat`` alone costs ~1.5 us).
+    _json: dict[str, Any] | None = field(default=None, init=False, compare=False, repr=False)
+
     def to_json(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "running": self.running,
-            "due_at": None if self.due_at is None else self.due_at.isoformat(),
-            "remaining": None if self.remaining is None else str(self.remaining),
-            "unit": self.unit,
-            "level": self.level,
-            "region": self.region,
-        }
+        cached = self._json
+        if cached is None:
+            cached = {
+                "name": self.name,
+                "running": self.running,
+                "due_at": None if self.due_at is None else self.due_at.isoformat(),
+                "remaining": None if self.remaining is None else str(self.remaining),
+                "unit": self.unit,
+                "level": self.level,
+                "region": self.region,
+            }
+            object.__setattr__(self, "_json", cached)
+        return dict(cached)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ClockState:
@@ -112,10 +122,37 @@ class Case:
         return min(dues) if dues else None
 
     def evolve(self, **changes: Any) -> Case:
-        """A copy with ``changes`` (hand-rolled: ``dataclasses.replace`` dominated decide())."""
-        values = {name: getattr(self, name) for name in _CASE_FIELDS}
-        values.update(changes)
-        return Case(**values)
+        """A copy with ``changes``.
+
+        Written out field by field: this runs a few times per decision, and both
+        ``dataclasses.replace`` and ``Case(**values)`` (a frozen dataclass's ``__init__`` sets
+        each field through ``object.__setattr__`` after parsing keywords) cost several times
+        more. ``tests/unit/test_case.py`` holds the list of fields here to ``fields(Case)``.
+        """
+        unknown = changes.keys() - _CASE_FIELD_SET
+        if unknown:
+            raise TypeError(f"Case has no field(s) {', '.join(sorted(unknown))}")
+        new: Case = _new(Case)
+        get = changes.get
+        _set(new, "id", get("id", self.id))
+        _set(new, "workflow", get("workflow", self.workflow))
+        _set(new, "model_hash", get("model_hash", self.model_hash))
+        _set(new, "state", get("state", self.state))
+        _set(new, "status", get("status", self.status))
+        _set(new, "data", get("data", self.data))
+        _set(new, "region", get("region", self.region))
+        _set(new, "opened_at", get("opened_at", self.opened_at))
+        _set(new, "last_at", get("last_at", self.last_at))
+        _set(new, "agency", get("agency", self.agency))
+        _set(new, "clocks", get("clocks", self.clocks))
+        _set(new, "escalation_level", get("escalation_level", self.escalation_level))
+        _set(new, "escalated_to", get("escalated_to", self.escalated_to))
+        _set(new, "outcome", get("outcome", self.outcome))
+        _set(new, "closed_at", get("closed_at", self.closed_at))
+        _set(new, "seq", get("seq", self.seq))
+        _set(new, "head", get("head", self.head))
+        _set(new, "reporter", get("reporter", self.reporter))
+        return new
 
     def to_json(self, *, include_reporter: bool = False) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -166,3 +203,4 @@ class Case:
 
 
 _CASE_FIELDS = tuple(f.name for f in fields(Case))
+_CASE_FIELD_SET = frozenset(_CASE_FIELDS)

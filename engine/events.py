@@ -48,9 +48,20 @@ _EMPTY: Mapping[str, Any] = MappingProxyType({})
 
 def utc_text(moment: datetime) -> str:
     """An aware instant as ISO 8601 in UTC: the recorded form of every input time."""
-    if moment.tzinfo is None:
-        raise LaporError(f"time {moment.isoformat()} has no UTC offset; give one, e.g. +07:00")
-    return moment.astimezone(UTC).isoformat()
+    text = _UTC_TEXTS.get(moment)
+    if text is None:
+        if moment.tzinfo is None:
+            raise LaporError(f"time {moment.isoformat()} has no UTC offset; give one, e.g. +07:00")
+        text = moment.astimezone(UTC).isoformat()
+        if len(_UTC_TEXTS) >= 4096:
+            _UTC_TEXTS.clear()
+        _UTC_TEXTS[moment] = text
+    return text
+
+
+# A batch of decisions shares one ``now``: its text is worked out once. Keyed by the instant
+# (equal instants have equal UTC texts whatever their offsets), bounded so it never grows.
+_UTC_TEXTS: dict[datetime, str] = {}
 
 
 def instant(text: str) -> datetime:

@@ -109,13 +109,20 @@ class _Outcome:
 
 @workflow.defn
 class CaseWorkflow:
-    def __init__(self) -> None:
-        self._model: Model | None = None
-        self._offset = timedelta(0)
+    @workflow.init
+    def __init__(self, params: CaseInput) -> None:
+        # Handlers may run before ``run`` does: an update that reaches a continued run within
+        # its first workflow task is validated before ``run`` has started. So what they need
+        # (the model, a continued run's case) is set here, from the input, not in ``run``.
+        self._model: Model | None = Model.from_data(json.loads(params.model_json))
+        self._offset = timedelta(seconds=params.clock_offset_s)
         self._case: Case | None = None
         self._history: list[dict[str, Any]] = []
+        if params.case is not None:  # a continued run: the start was decided long ago
+            self._case = Case.from_json(params.case)
+            self._history = list(params.history or [])
         self._start_rejection: tuple[str, str] | None = None
-        self._started = False
+        self._started = self._case is not None
         self._queue: list[_Pending] = []
         self._numbered = 0
         self._outcomes: dict[int, _Outcome] = {}
@@ -138,12 +145,8 @@ class CaseWorkflow:
         # First, before any other command: where the patch marker sits in a history must not
         # depend on what the case does.
         self._indexed = workflow.patched(SEARCH_ATTRIBUTES_PATCH)
-        self._model = Model.from_data(json.loads(params.model_json))
-        self._offset = timedelta(seconds=params.clock_offset_s)
-        if params.case is not None:  # a continued run: the start was decided long ago
-            self._case = Case.from_json(params.case)
-            self._history = list(params.history or [])
-            self._started = True
+        assert self._model is not None
+        if params.case is not None:
             # Continue-as-new carries the attributes over, but a run continued from one that
             # predates them (unpatched) has none yet.
             self._index()

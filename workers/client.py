@@ -9,6 +9,13 @@ One ``CaseWorkflow`` per case (workflow id = case id) on ``task_queue``, served 
 The SDK is synchronous and Temporal's client is asyncio, so the backend runs its own event loop in
 a daemon thread (``workers.runtime.LoopThread``). Time is the server's (clock offset 0).
 
+A case's history spans every run of its workflow: past ``continue_after`` records a run continues
+as new carrying only the latest ``history_keep`` records. ``history`` walks the chain of runs back
+from the latest (each run's start event names the run it continued) and merges each run's
+``history`` query answer by sequence number. A query on a finished run is answered by a worker
+replaying that run, so reading history needs a worker running, as any query does; a query no
+worker answers in time becomes a ``LaporError`` that says so instead of hanging.
+
 Not kept here: the reporter's identity (it would sit in Temporal's event history in clear; a store
 of its own is still to do) and start idempotency keys (a repeated case id is refused as
 ``already_started``; signal keys travel to the workflow with the signal).
@@ -17,15 +24,16 @@ of its own is still to do) and start idempotency keys (a repeated case id is ref
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from temporalio.client import (
     Client,
     WorkflowExecutionStatus,
     WorkflowHandle,
+    WorkflowHistory,
     WorkflowUpdateFailedError,
 )
 from temporalio.common import WorkflowIDReusePolicy
@@ -42,10 +50,53 @@ from engine.sdk import CallResult, default_project_root
 from workers.runtime import LoopThread
 from workers.workflow import CaseInput, CaseWorkflow
 
-__all__ = ["DEFAULT_ADDRESS", "DEFAULT_TASK_QUEUE", "TemporalBackend", "project_models"]
+__all__ = [
+    "DEFAULT_ADDRESS",
+    "DEFAULT_TASK_QUEUE",
+    "QUERY_TIMEOUT",
+    "TemporalBackend",
+    "merge_runs",
+    "project_models",
+]
+
+T = TypeVar("T")
 
 DEFAULT_ADDRESS = "127.0.0.1:7233"
 DEFAULT_TASK_QUEUE = "lapor"
+
+#: How long one query attempt waits for a worker's answer (for a finished run the worker first
+#: replays it); without a bound, a query with no worker polling would wait forever.
+QUERY_TIMEOUT = timedelta(seconds=10)
+#: A query that reaches a run at the moment it continues as new is never answered; asking again
+#: is answered (by the run itself, replayed). Hence a second attempt, never more.
+QUERY_ATTEMPTS = 2
+_UNANSWERED = (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED)
+
+
+def merge_runs(
+    runs: Sequence[tuple[str, Sequence[Mapping[str, Any]]]],
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """One chain from each run's records (oldest run first): ``(records by seq, problems)``.
+
+    A continued run repeats the tail of the run before it; those copies must be identical. Where
+    they are not, the earliest run's copy is kept (it was recorded first) and the disagreement is
+    a problem. Gaps are left for the chain check (``engine.history.verify_chain``) to report.
+    """
+    merged: dict[int, dict[str, Any]] = {}
+    first_seen: dict[int, str] = {}
+    problems: list[str] = []
+    for run_id, records in runs:
+        for record in records:
+            seq = int(record["seq"])
+            if seq not in merged:
+                merged[seq] = dict(record)
+                first_seen[seq] = run_id
+            elif merged[seq] != record:
+                problems.append(
+                    f"record {seq}: run {run_id} holds a copy that differs from run "
+                    f"{first_seen[seq]}'s"
+                )
+    return [merged[seq] for seq in sorted(merged)], problems
 
 
 def project_models(root: Path | None = None) -> dict[str, Model]:
@@ -66,8 +117,10 @@ class TemporalBackend:
         namespace: str = "default",
         task_queue: str = DEFAULT_TASK_QUEUE,
         load_models: Callable[[], Mapping[str, Model]] = project_models,
+        query_timeout: timedelta = QUERY_TIMEOUT,
     ) -> None:
         self.task_queue = task_queue
+        self.query_timeout = query_timeout
         self._load_models = load_models
         self._models: Mapping[str, Model] | None = None
         self._loop = LoopThread()
@@ -102,11 +155,31 @@ class TemporalBackend:
         return case, self._model_of(case)
 
     def history(self, case_id: str) -> list[HistoryRecord]:
-        records = self._loop.run(self._query(case_id, CaseWorkflow.history))
+        """Every record of the case, across all runs of its workflow, by sequence number."""
+        records, _ = merge_runs(self.run_records(case_id))
         return [HistoryRecord.from_json(r) for r in records]
 
     def close(self) -> None:
         self._loop.close()
+
+    # --- runs --------------------------------------------------------------------------------
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run ``coro`` on the backend's event loop, where ``self.client`` lives."""
+        return self._loop.run(coro)
+
+    def run_ids(self, case_id: str) -> list[str]:
+        """The run ids of the case's workflow, first to latest (continue-as-new links them)."""
+        return self._loop.run(self._run_ids(case_id))
+
+    def run_records(self, case_id: str) -> list[tuple[str, list[dict[str, Any]]]]:
+        """Each run's ``history`` query answer (record JSON), first run to latest."""
+        return self._loop.run(self._run_records(case_id))
+
+    def run_history(self, case_id: str, run_id: str) -> WorkflowHistory:
+        """Temporal's event history of one run."""
+        handle = self.client.get_workflow_handle(case_id, run_id=run_id)
+        return self._loop.run(handle.fetch_history())
 
     # --- helpers -----------------------------------------------------------------------------
 
@@ -192,10 +265,49 @@ class TemporalBackend:
             raise LaporError(f"unknown case {case_id!r}")
         return Case.from_json(data)
 
-    async def _query(self, case_id: str, query: Any) -> Any:
+    async def _run_ids(self, case_id: str) -> list[str]:
+        # Back from the latest run: its id comes from describe, and each run's first event names
+        # the run it continued. Forward would need each run's close event, which a running run
+        # does not have yet.
         try:
-            return await self._handle(case_id).query(query)
+            run_id: str | None = (await self._handle(case_id).describe()).run_id
         except RPCError as exc:
             if exc.status == RPCStatusCode.NOT_FOUND:
                 raise LaporError(f"unknown case {case_id!r}") from None
             raise
+        chain: list[str] = []
+        while run_id:
+            chain.append(run_id)
+            handle = self.client.get_workflow_handle(case_id, run_id=run_id)
+            run_id = None
+            async for event in handle.fetch_history_events(page_size=1):
+                started = event.workflow_execution_started_event_attributes
+                run_id = started.continued_execution_run_id or None
+                break
+        return chain[::-1]
+
+    async def _run_records(self, case_id: str) -> list[tuple[str, list[dict[str, Any]]]]:
+        out: list[tuple[str, list[dict[str, Any]]]] = []
+        for run_id in await self._run_ids(case_id):
+            out.append((run_id, await self._query(case_id, CaseWorkflow.history, run_id=run_id)))
+        return out
+
+    async def _query(self, case_id: str, query: Any, *, run_id: str | None = None) -> Any:
+        handle = self.client.get_workflow_handle(case_id, run_id=run_id)
+        for attempt in range(1, QUERY_ATTEMPTS + 1):
+            try:
+                return await handle.query(query, rpc_timeout=self.query_timeout)
+            except RPCError as exc:
+                if exc.status == RPCStatusCode.NOT_FOUND:
+                    raise LaporError(f"unknown case {case_id!r}") from None
+                if exc.status not in _UNANSWERED:
+                    raise
+                if attempt == QUERY_ATTEMPTS:
+                    waited = self.query_timeout.total_seconds() * QUERY_ATTEMPTS
+                    run = f" (run {run_id})" if run_id else ""
+                    raise LaporError(
+                        f"case {case_id}{run}: no worker answered the query in {waited:g} s; "
+                        "is `lapor worker` running on this server? (a finished run is queried "
+                        "by a worker replaying it)"
+                    ) from None
+        raise AssertionError("unreachable")

@@ -19,11 +19,14 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from sqlalchemy import Engine
+from typer.core import TyperGroup
 
 from engine.errors import LaporError
 from engine.events import instant
 
 if TYPE_CHECKING:
+    from typer import _click  # typer's own click, which its groups are typed with
+
     from engine.runtime.outbox import OutboxDelivery
     from engine.sdk import Client
 
@@ -52,7 +55,14 @@ def register(app: typer.Typer) -> None:
     app.command("signal")(signal_command)
     app.command("status")(status)
     app.command("history")(history)
-    app.command("audit")(audit)
+    audit_app = typer.Typer(
+        cls=_AuditGroup,
+        no_args_is_help=True,
+        help="Audit a case: `lapor audit CASE`, or `lapor audit replay CASE --temporal ADDR`.",
+    )
+    audit_app.command(_AuditGroup.default)(audit)
+    audit_app.command("replay")(audit_replay)
+    app.add_typer(audit_app, name="audit")
     app.command("run")(run)
     db_app = typer.Typer(no_args_is_help=True, help="The runtime's database schema.")
     db_app.command("upgrade")(db_upgrade)
@@ -187,12 +197,28 @@ def history(
         typer.echo(line)
 
 
+class _AuditGroup(TyperGroup):
+    """``lapor audit`` with subcommands, where a first word that is no subcommand is the case of
+    the default one: ``lapor audit CASE`` stays what it always was, beside ``lapor audit replay``.
+    """
+
+    default = "case"
+
+    def parse_args(self, ctx: _click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ctx.help_option_names:
+            args = [self.default, *args]
+        return super().parse_args(ctx, args)
+
+
 def audit(
     case: Annotated[str, typer.Argument(help="The case id.")],
     db: Db = DEFAULT_DB,
     temporal: Temporal = None,
 ) -> None:
-    """Replay a case's history under its pinned model; exit 1 on any difference."""
+    """Replay a case's history under its pinned model; exit 1 on any difference.
+
+    The default: `lapor audit CASE` is `lapor audit case CASE`.
+    """
     with _client(db, temporal) as client:
         report = client.audit(case)
     if report.ok:
@@ -201,6 +227,36 @@ def audit(
     for problem in report.problems:
         typer.echo(f"PROBLEM {problem}")
     raise typer.Exit(1)
+
+
+def audit_replay(
+    case: Annotated[str, typer.Argument(help="The case id.")],
+    temporal: Annotated[
+        str,
+        typer.Option(
+            "--temporal", envvar="LAPOR_TEMPORAL", help="The Temporal address (host:port)."
+        ),
+    ],
+    namespace: Annotated[str, typer.Option(help="Temporal namespace.")] = "default",
+) -> None:
+    """Audit a case on Temporal, run by run; exit 1 on any problem.
+
+    Every run of the case's workflow is replayed with Temporal's Replayer (determinism), then the
+    full record chain is verified and every decision re-derived. Needs a worker running: a
+    finished run's records are read by a worker replaying it.
+    """
+    from workers.audit import audit_replay as run_audit
+    from workers.client import TemporalBackend
+
+    backend = TemporalBackend(temporal, namespace=namespace)
+    try:
+        report = run_audit(backend, case)
+    finally:
+        backend.close()
+    for line in report.lines():
+        typer.echo(line)
+    if not report.ok:
+        raise typer.Exit(1)
 
 
 def db_upgrade(db: Db = DEFAULT_DB) -> None:

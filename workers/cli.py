@@ -122,7 +122,7 @@ def register_search_attributes(
         return await search_attributes.register(client, namespace)
 
     added = asyncio.run(go())
-    names = ", ".join(f"{k.name} ({k._metadata_type})" for k in search_attributes.ALL)
+    names = ", ".join(f"{k.name} ({search_attributes.type_name(k)})" for k in search_attributes.ALL)
     typer.echo(f"ok: {names} in namespace {namespace}")
     typer.echo(f"added: {', '.join(added)}" if added else "added: none (all were there)")
 

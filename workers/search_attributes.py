@@ -22,6 +22,7 @@ from datetime import UTC
 from typing import TYPE_CHECKING, Any
 
 from temporalio.common import (
+    SearchAttributeIndexedValueType,
     SearchAttributeKey,
     SearchAttributeUpdate,
     TypedSearchAttributes,
@@ -42,6 +43,7 @@ __all__ = [
     "STATUS",
     "dev_server_args",
     "register",
+    "type_name",
     "updates",
     "values",
 ]
@@ -63,11 +65,23 @@ ALL: tuple[SearchAttributeKey[Any], ...] = (
 )
 
 
+_TYPE_NAMES = {
+    SearchAttributeIndexedValueType.KEYWORD: "Keyword",
+    SearchAttributeIndexedValueType.INT: "Int",
+    SearchAttributeIndexedValueType.DATETIME: "Datetime",
+}
+
+
+def type_name(key: SearchAttributeKey[Any]) -> str:
+    """The type as the Temporal CLI spells it (``Keyword``, ``Int``, ``Datetime``)."""
+    return _TYPE_NAMES[key.indexed_value_type]
+
+
 def dev_server_args() -> list[str]:
     """``--search-attribute NAME=Type`` for each attribute, for ``temporal server start-dev``."""
     args: list[str] = []
     for key in ALL:
-        args += ["--search-attribute", f"{key.name}={key._metadata_type}"]
+        args += ["--search-attribute", f"{key.name}={type_name(key)}"]
     return args
 
 

@@ -143,9 +143,9 @@ def test_an_exception_from_the_caller_rolls_back_what_was_not_committed(
 
 
 def test_sessions_do_not_nest(runtime: EmbeddedRuntime) -> None:
-    with runtime.session(), pytest.raises(LaporError, match="already open"):
-        with runtime.session():
-            pass
+    outer = runtime.session()
+    with outer, pytest.raises(LaporError, match="already open"), runtime.session():
+        pass
 
 
 def _fresh_sqlite(tmp_path: Path) -> str:

@@ -7,6 +7,7 @@ and come out as one line on stderr with exit status 2; no traceback.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -18,7 +19,7 @@ from engine.calendar import Duration, WorkingCalendar
 from engine.errors import DefinitionError, LaporError, Location
 from engine.events import instant
 
-__all__ = ["app", "main"]
+__all__ = ["app", "main", "run"]
 
 app = typer.Typer(
     add_completion=False,
@@ -254,5 +255,27 @@ def main() -> None:
         sys.exit(2)
 
 
+def run() -> None:
+    """The ``lapor`` executable: ``main``, then an exit that a Temporal client cannot spoil."""
+    try:
+        main()
+    except SystemExit as done:
+        if "temporalio.bridge.client" in sys.modules:
+            _exit_now(done.code)
+        raise
+
+
+def _exit_now(code: object) -> None:
+    """Leave without interpreter finalisation once a Temporal client has run: the SDK's Rust
+    threads may still call into Python while it tears down and abort the process (SIGABRT,
+    temporalio/sdk-python#300), turning a finished command into a crash."""
+    if code is not None and not isinstance(code, int):
+        _echo_error(str(code))
+        code = 1
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code or 0)
+
+
 if __name__ == "__main__":
-    main()
+    run()

@@ -126,6 +126,12 @@ class TemporalBackend:
         self._loop = LoopThread()
         try:
             self.client: Client = self._loop.run(Client.connect(address, namespace=namespace))
+        except RuntimeError as exc:  # the SDK's bridge reports a refused or failed connect so
+            self._loop.close()
+            raise LaporError(
+                f"cannot reach Temporal at {address} (namespace {namespace}): {exc}; "
+                "is a server running there (`lapor temporal dev`)?"
+            ) from None
         except BaseException:
             self._loop.close()
             raise

@@ -167,3 +167,15 @@ def test_test_command_runs_every_shipped_scenario() -> None:
     summary = result.stdout.strip().splitlines()[-1]
     passed = int(summary.split()[1])
     assert passed >= 15 and " 0 failed" in summary
+
+
+def test_an_unreachable_temporal_server_is_one_line_and_exit_status_2() -> None:
+    import socket
+
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    result = lapor("status", "LAPOR-X", "--temporal", f"127.0.0.1:{port}")
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith(f"error: cannot reach Temporal at 127.0.0.1:{port}")
+    assert "Traceback" not in result.stderr

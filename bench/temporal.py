@@ -365,7 +365,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
-    parser.add_argument("--cases", type=int, default=600, help="lifecycles on each runtime")
+    parser.add_argument("--cases", type=int, default=1000, help="lifecycles on each runtime")
     parser.add_argument("--concurrency", type=int, default=20, help="Temporal cases in flight")
     parser.add_argument(
         "--db-file",

@@ -74,8 +74,9 @@ def _client(db: str, temporal: str | None = None) -> Client:
 
     if temporal is not None:
         from workers.client import TemporalBackend
+        from workers.connection import TemporalTarget
 
-        return Client(backend=TemporalBackend(temporal))
+        return Client(backend=TemporalBackend(target=TemporalTarget.from_env(temporal)))
     root = default_project_root()
     return Client(db, root / "workflows", root / "policies")
 
@@ -237,7 +238,10 @@ def audit_replay(
             "--temporal", envvar="LAPOR_TEMPORAL", help="The Temporal address (host:port)."
         ),
     ],
-    namespace: Annotated[str, typer.Option(help="Temporal namespace.")] = "default",
+    namespace: Annotated[
+        str | None,
+        typer.Option(help="Temporal namespace (default: LAPOR_TEMPORAL_NAMESPACE or default)."),
+    ] = None,
 ) -> None:
     """Audit a case on Temporal, run by run; exit 1 on any problem.
 
@@ -247,8 +251,9 @@ def audit_replay(
     """
     from workers.audit import audit_replay as run_audit
     from workers.client import TemporalBackend
+    from workers.connection import TemporalTarget
 
-    backend = TemporalBackend(temporal, namespace=namespace)
+    backend = TemporalBackend(target=TemporalTarget.from_env(temporal, namespace=namespace))
     try:
         report = run_audit(backend, case)
     finally:

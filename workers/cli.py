@@ -20,14 +20,43 @@ from typing import Annotated
 
 import typer
 
-from workers.client import DEFAULT_ADDRESS, DEFAULT_TASK_QUEUE
+from workers.connection import DEFAULT_ADDRESS, DEFAULT_TASK_QUEUE, TemporalTarget
 
 __all__ = ["dev", "register", "register_search_attributes", "run_worker", "worker"]
 
 TemporalAddress = Annotated[
     str, typer.Option("--temporal", envvar="LAPOR_TEMPORAL", help="Temporal address host:port.")
 ]
-Namespace = Annotated[str, typer.Option(help="Temporal namespace.")]
+Namespace = Annotated[
+    str, typer.Option(envvar="LAPOR_TEMPORAL_NAMESPACE", help="Temporal namespace.")
+]
+ApiKey = Annotated[
+    str | None,
+    typer.Option(
+        "--api-key",
+        envvar="LAPOR_TEMPORAL_API_KEY",
+        show_default=False,
+        help="API key (Temporal Cloud); implies TLS. Prefer the environment variable.",
+    ),
+]
+Tls = Annotated[
+    bool,
+    typer.Option("--tls", envvar="LAPOR_TEMPORAL_TLS", help="TLS with the system's root CAs."),
+]
+TlsCert = Annotated[
+    Path | None,
+    typer.Option(
+        "--tls-cert", envvar="LAPOR_TEMPORAL_TLS_CERT", help="Client certificate, PEM (mTLS)."
+    ),
+]
+TlsKey = Annotated[
+    Path | None,
+    typer.Option("--tls-key", envvar="LAPOR_TEMPORAL_TLS_KEY", help="Client key, PEM (mTLS)."),
+]
+TlsCa = Annotated[
+    Path | None,
+    typer.Option("--tls-ca", envvar="LAPOR_TEMPORAL_TLS_CA", help="Server CA certificate, PEM."),
+]
 
 
 def register(app: typer.Typer) -> None:
@@ -70,17 +99,19 @@ def dev(
 
 
 async def run_worker(
-    address: str,
+    address: str = DEFAULT_ADDRESS,
     *,
     task_queue: str = DEFAULT_TASK_QUEUE,
     namespace: str = "default",
     stop: asyncio.Event | None = None,
+    target: TemporalTarget | None = None,
 ) -> None:
-    """Serve ``CaseWorkflow`` and its activities until ``stop`` is set (or SIGINT/SIGTERM)."""
-    from temporalio.client import Client
-
+    """Serve ``CaseWorkflow`` and its activities until ``stop`` is set (or SIGINT/SIGTERM).
+    ``target`` (credentials, TLS) replaces ``address``, ``namespace`` and ``task_queue``."""
     from workers.runtime import case_worker
 
+    if target is None:
+        target = TemporalTarget(address, namespace, task_queue)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     installed: list[os_signal.Signals] = []
@@ -91,9 +122,10 @@ async def run_worker(
         except (RuntimeError, ValueError):  # not the main thread: the caller sets ``stop``
             pass
     try:
-        client = await Client.connect(address, namespace=namespace)
-        async with case_worker(client, task_queue):  # shuts down (finishing tasks) on exit
-            typer.echo(f"worker: {address} namespace={namespace} task queue={task_queue}", err=True)
+        client = await target.connect()
+        # shuts down (finishing tasks) on exit
+        async with case_worker(client, target.task_queue):
+            typer.echo(f"worker: {target.describe()} task queue={target.task_queue}", err=True)
             await stop.wait()
     finally:
         for signum in installed:
@@ -102,23 +134,27 @@ async def run_worker(
 
 
 def register_search_attributes(
-    temporal: TemporalAddress = DEFAULT_ADDRESS, namespace: Namespace = "default"
+    temporal: TemporalAddress = DEFAULT_ADDRESS,
+    namespace: Namespace = "default",
+    api_key: ApiKey = None,
+    tls: Tls = False,
+    tls_cert: TlsCert = None,
+    tls_key: TlsKey = None,
+    tls_ca: TlsCa = None,
 ) -> None:
     """Register the case workflow's search attributes on a Temporal cluster (idempotent).
 
     Needed once per namespace before workers run there: a workflow that sets an attribute the
     server does not know fails its workflow tasks. `lapor temporal dev` registers them itself.
     """
-    from temporalio.client import Client
-
-    from engine.errors import LaporError
     from workers import search_attributes
 
+    target = TemporalTarget(
+        temporal, namespace, DEFAULT_TASK_QUEUE, api_key, tls, tls_cert, tls_key, tls_ca
+    )
+
     async def go() -> list[str]:
-        try:
-            client = await Client.connect(temporal, namespace=namespace)
-        except RuntimeError as exc:  # the SDK's "Failed client connect: ..."
-            raise LaporError(f"cannot reach Temporal at {temporal}: {exc}") from None
+        client = await target.connect()
         return await search_attributes.register(client, namespace)
 
     added = asyncio.run(go())
@@ -129,13 +165,22 @@ def register_search_attributes(
 
 def worker(
     temporal: TemporalAddress = DEFAULT_ADDRESS,
-    task_queue: Annotated[str, typer.Option("--task-queue", help="Task queue.")] = (
-        DEFAULT_TASK_QUEUE
-    ),
+    task_queue: Annotated[
+        str,
+        typer.Option("--task-queue", envvar="LAPOR_TEMPORAL_TASK_QUEUE", help="Task queue."),
+    ] = DEFAULT_TASK_QUEUE,
     namespace: Namespace = "default",
+    api_key: ApiKey = None,
+    tls: Tls = False,
+    tls_cert: TlsCert = None,
+    tls_key: TlsKey = None,
+    tls_ca: TlsCa = None,
 ) -> None:
     """Run a Temporal worker for case workflows until SIGINT/SIGTERM."""
-    asyncio.run(run_worker(temporal, task_queue=task_queue, namespace=namespace))
+    target = TemporalTarget(
+        temporal, namespace, task_queue, api_key, tls, tls_cert, tls_key, tls_ca
+    )
+    asyncio.run(run_worker(target=target))
     # The worker has shut down cleanly. Skip interpreter finalisation: the SDK's Rust core
     # threads may still call into Python while it tears down ("PyGILState_Release: thread state
     # must be current", SIGABRT), seen intermittently on exit.

@@ -47,6 +47,7 @@ from engine.events import Signal
 from engine.model import Model
 from engine.records import HistoryRecord
 from engine.sdk import CallResult, default_project_root
+from workers.connection import DEFAULT_ADDRESS, DEFAULT_TASK_QUEUE, TemporalTarget
 from workers.runtime import LoopThread
 from workers.workflow import CaseInput, CaseWorkflow
 
@@ -61,8 +62,6 @@ __all__ = [
 
 T = TypeVar("T")
 
-DEFAULT_ADDRESS = "127.0.0.1:7233"
-DEFAULT_TASK_QUEUE = "lapor"
 
 #: How long one query attempt waits for a worker's answer (for a finished run the worker first
 #: replays it); without a bound, a query with no worker polling would wait forever.
@@ -118,20 +117,20 @@ class TemporalBackend:
         task_queue: str = DEFAULT_TASK_QUEUE,
         load_models: Callable[[], Mapping[str, Model]] = project_models,
         query_timeout: timedelta = QUERY_TIMEOUT,
+        target: TemporalTarget | None = None,
     ) -> None:
-        self.task_queue = task_queue
+        """``target`` (credentials, TLS; see ``workers.connection``) replaces ``address``,
+        ``namespace`` and ``task_queue`` when given."""
+        if target is None:
+            target = TemporalTarget(address, namespace, task_queue)
+        self.target = target
+        self.task_queue = target.task_queue
         self.query_timeout = query_timeout
         self._load_models = load_models
         self._models: Mapping[str, Model] | None = None
         self._loop = LoopThread()
         try:
-            self.client: Client = self._loop.run(Client.connect(address, namespace=namespace))
-        except RuntimeError as exc:  # the SDK's bridge reports a refused or failed connect so
-            self._loop.close()
-            raise LaporError(
-                f"cannot reach Temporal at {address} (namespace {namespace}): {exc}; "
-                "is a server running there (`lapor temporal dev`)?"
-            ) from None
+            self.client: Client = self._loop.run(target.connect())
         except BaseException:
             self._loop.close()
             raise

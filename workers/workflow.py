@@ -47,6 +47,7 @@ from temporalio.exceptions import ApplicationError
 with workflow.unsafe.imports_passed_through():
     from engine.case import Case
     from engine.core import Decision, decide, wake_at
+    from engine.errors import LaporError
     from engine.events import Actor, ClockLapsed, Signal, Started
     from engine.model import Model
     from workers import search_attributes
@@ -107,14 +108,17 @@ class _Outcome:
     rejection: tuple[str, str] | None = None
 
 
-@workflow.defn
+# A LaporError is a definition problem (a malformed model, a deadline in a year the calendar
+# does not cover): retrying the workflow task cannot fix it, so it fails the workflow, visibly,
+# instead of retrying forever.
+@workflow.defn(failure_exception_types=[LaporError])
 class CaseWorkflow:
     @workflow.init
     def __init__(self, params: CaseInput) -> None:
         # Handlers may run before ``run`` does: an update that reaches a continued run within
         # its first workflow task is validated before ``run`` has started. So what they need
         # (the model, a continued run's case) is set here, from the input, not in ``run``.
-        self._model: Model | None = Model.from_data(json.loads(params.model_json))
+        self._model: Model | None = _model_from(params.model_json)
         self._offset = timedelta(seconds=params.clock_offset_s)
         self._case: Case | None = None
         self._history: list[dict[str, Any]] = []
@@ -356,3 +360,10 @@ class CaseWorkflow:
     @workflow.query
     def history(self) -> list[dict[str, Any]]:
         return list(self._history)
+
+
+def _model_from(model_json: str) -> Model:
+    try:
+        return Model.from_data(json.loads(model_json))
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise LaporError(f"the case's model is malformed: {type(exc).__name__}: {exc}") from None

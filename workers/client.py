@@ -16,13 +16,18 @@ from the latest (each run's start event names the run it continued) and merges e
 replaying that run, so reading history needs a worker running, as any query does; a query no
 worker answers in time becomes a ``LaporError`` that says so instead of hanging.
 
-Not kept here: the reporter's identity (it would sit in Temporal's event history in clear; a store
-of its own is still to do) and start idempotency keys (a repeated case id is refused as
-``already_started``; signal keys travel to the workflow with the signal).
+Idempotent starts: a start with a key uses a case id derived from the key (``keyed_case_id``),
+so a retried start meets the first one's workflow id and gets that case back (``replayed``);
+after a refused keyed start, a corrected retry starts afresh. Not kept here: the reporter's
+identity (workflow inputs sit in Temporal's event history in clear), so a start that carries one
+is refused rather than silently dropped; a store of its own (or an encrypting payload codec) is
+still to do.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -56,6 +61,7 @@ __all__ = [
     "DEFAULT_TASK_QUEUE",
     "QUERY_TIMEOUT",
     "TemporalBackend",
+    "keyed_case_id",
     "merge_runs",
     "project_models",
 ]
@@ -106,6 +112,13 @@ def project_models(root: Path | None = None) -> dict[str, Model]:
     return load_models(base / "workflows", base / "policies")
 
 
+def keyed_case_id(key: str) -> str:
+    """The case id a keyed start uses on Temporal: derived from the key, so a retried start
+    meets the first one's workflow id (Temporal's own idempotency) instead of opening a twin."""
+    digest = hashlib.sha256(key.encode()).digest()
+    return "LAPOR-K-" + base64.b32encode(digest).decode()[:12]
+
+
 class TemporalBackend:
     """Start, signal and read cases through ``CaseWorkflow`` runs on a Temporal server."""
 
@@ -146,11 +159,20 @@ class TemporalBackend:
         reporter: Mapping[str, Any] | None = None,
         key: str | None = None,
     ) -> CallResult:
+        if reporter:
+            # Workflow inputs sit in Temporal's event history in clear, and an identity must
+            # never be where an agency or an operator can read it; refusing beats dropping it.
+            raise LaporError(
+                "the Temporal backend keeps no reporter identities yet: keep the identity in "
+                "the intake system (or use the embedded runtime) and start the case without it"
+            )
         model = self.models().get(workflow)
         if model is None:
             known = ", ".join(sorted(self.models()))
             raise LaporError(f"unknown workflow {workflow!r}; known: {known}")
-        return self._loop.run(self._start(model, case_id, data))
+        if key is not None:
+            case_id = keyed_case_id(key)
+        return self._loop.run(self._start(model, case_id, data, keyed=key is not None))
 
     def signal(self, case_id: str, signal: Signal) -> CallResult:
         return self._loop.run(self._signal(case_id, signal))
@@ -205,7 +227,15 @@ class TemporalBackend:
     def _handle(self, case_id: str) -> WorkflowHandle[Any, Any]:
         return self.client.get_workflow_handle(case_id)
 
-    async def _start(self, model: Model, case_id: str, data: Mapping[str, Any]) -> CallResult:
+    async def _start(
+        self,
+        model: Model,
+        case_id: str,
+        data: Mapping[str, Any],
+        *,
+        keyed: bool = False,
+        policy: WorkflowIDReusePolicy = WorkflowIDReusePolicy.REJECT_DUPLICATE,
+    ) -> CallResult:
         params = CaseInput(model_json=json.dumps(model.to_data()), case_id=case_id, data=dict(data))
         try:
             handle = await self.client.start_workflow(
@@ -213,9 +243,11 @@ class TemporalBackend:
                 params,
                 id=case_id,
                 task_queue=self.task_queue,
-                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                id_reuse_policy=policy,
             )
         except WorkflowAlreadyStartedError:
+            if keyed:
+                return await self._keyed_again(model, case_id, data)
             return CallResult(
                 case_id, False, code="already_started", reason=f"case {case_id} already exists"
             )
@@ -228,6 +260,22 @@ class TemporalBackend:
             return CallResult(case_id, False, code=code, reason=reason)
         case = Case.from_json(outcome["case"])
         return CallResult(case_id, True, case.state, case.status, seq=outcome["record"]["seq"])
+
+    async def _keyed_again(self, model: Model, case_id: str, data: Mapping[str, Any]) -> CallResult:
+        """A start whose key was used before: the case it started, again (as the embedded
+        runtime answers). A refused start records nothing and keeps no key there, so here a
+        corrected retry starts the case afresh, in place of the refused run."""
+        handle = self.client.get_workflow_handle(case_id)
+        description = await handle.describe()
+        if description.status != WorkflowExecutionStatus.RUNNING:
+            result = await handle.result()
+            if "rejected" in result:
+                return await self._start(
+                    model, case_id, data, policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE
+                )
+        first = HistoryRecord.from_json((await self._query(case_id, CaseWorkflow.history))[0])
+        case = await self._case(case_id)
+        return CallResult(case_id, True, case.state, case.status, seq=first.seq, replayed=True)
 
     async def _signal(self, case_id: str, signal: Signal) -> CallResult:
         args = [signal.name, str(signal.actor), dict(signal.data), signal.key]

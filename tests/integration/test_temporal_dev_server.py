@@ -8,73 +8,32 @@ ports; the dev server keeps its state in a SQLite file under ``tmp_path``.
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from engine.errors import LaporError
 from engine.history import verify_chain
 from engine.sdk import Client
+from tests.integration.devserver import dev_server, start_worker, stop
 from workers.client import TemporalBackend
 
 pytestmark = [pytest.mark.temporal, pytest.mark.usefixtures("temporal_servers")]
 
 INTAKE = {"category": "kesehatan", "region": "ID-PA", "channel": "web", "description": "x"}
-CLI = [sys.executable, "-m", "engine.cli"]
-STARTUP = 20.0  # seconds
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_for_port(port: int, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + STARTUP
-    while time.monotonic() < deadline:
-        assert process.poll() is None, f"dev server exited with {process.returncode}"
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise TimeoutError(f"dev server not listening on {port} after {STARTUP} s")
-
-
-def _stop(process: subprocess.Popen[bytes]) -> int:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-    return process.returncode
 
 
 @pytest.fixture
 def address(tmp_path: Path) -> Iterator[str]:
-    port, ui_port = _free_port(), _free_port()
-    args = ["temporal", "dev", "--port", str(port), "--ui-port", str(ui_port)]
-    args += ["--db-filename", str(tmp_path / "temporal.db")]
-    server = subprocess.Popen([*CLI, *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        _wait_for_port(port, server)
-        yield f"127.0.0.1:{port}"
-    finally:
-        _stop(server)
+    with dev_server(tmp_path) as served:
+        yield served
 
 
 def test_a_case_through_the_dev_server_and_a_worker_process(address: str) -> None:
     queue = f"lapor-test-{os.getpid()}"
-    worker = subprocess.Popen(
-        [*CLI, "worker", "--temporal", address, "--task-queue", queue], stderr=subprocess.PIPE
-    )
+    worker = start_worker(address, queue, stderr=subprocess.PIPE)
     try:
         with Client(backend=TemporalBackend(address, task_queue=queue)) as client:
             started = client.start("sp4n-lapor", INTAKE)
@@ -103,6 +62,33 @@ def test_a_case_through_the_dev_server_and_a_worker_process(address: str) -> Non
             assert verify_chain(records) == []
             assert client.audit(case_id).ok
     finally:
-        code = _stop(worker)
+        code = stop(worker)
+    assert worker.stderr is not None
+    assert code == 0, worker.stderr.read().decode(errors="replace")
+
+
+def test_a_keyed_start_retried_returns_the_first_case_and_a_reporter_is_refused(
+    address: str,
+) -> None:
+    queue = f"lapor-keys-{os.getpid()}"
+    worker = start_worker(address, queue, stderr=subprocess.PIPE)
+    try:
+        with Client(backend=TemporalBackend(address, task_queue=queue)) as client:
+            first = client.start("sp4n-lapor", INTAKE, key="sms-1708:msg-42")
+            again = client.start("sp4n-lapor", INTAKE, key="sms-1708:msg-42")
+            assert first.accepted and not first.replayed
+            assert again.accepted and again.replayed and again.case_id == first.case_id
+            assert [r.seq for r in client.history(first.case_id)] == [1]
+
+            refused = client.start("sp4n-lapor", {"region": "ID-JK"}, key="web:form-7")
+            assert not refused.accepted and refused.code == "missing_field"
+            corrected = client.start("sp4n-lapor", INTAKE, key="web:form-7")
+            assert corrected.accepted and not corrected.replayed
+            assert corrected.case_id == refused.case_id
+
+            with pytest.raises(LaporError, match="keeps no reporter identities"):
+                client.start("sp4n-lapor", INTAKE, reporter={"name": "Siti Rahayu"})
+    finally:
+        code = stop(worker)
     assert worker.stderr is not None
     assert code == 0, worker.stderr.read().decode(errors="replace")

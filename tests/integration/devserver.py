@@ -20,7 +20,7 @@ from pathlib import Path
 from engine.errors import LaporError
 from workers.connection import TemporalTarget
 
-__all__ = ["CLI", "dev_server", "free_port", "start_worker", "stop"]
+__all__ = ["CLI", "dev_server", "free_port", "start_worker", "stop", "wait_until_serving"]
 
 CLI = [sys.executable, "-m", "engine.cli"]
 STARTUP = 30.0  # seconds, for the port and then a healthy frontend
@@ -44,7 +44,7 @@ def stop(process: subprocess.Popen[bytes]) -> int:
     return process.returncode
 
 
-def _wait_until_serving(port: int, process: subprocess.Popen[bytes]) -> None:
+def wait_until_serving(port: int, process: subprocess.Popen[bytes]) -> None:
     deadline = time.monotonic() + STARTUP
     while True:
         assert process.poll() is None, f"dev server exited with {process.returncode}"
@@ -73,7 +73,7 @@ def dev_server(folder: Path) -> Iterator[str]:
     args += ["--db-filename", str(folder / "temporal.db")]
     server = subprocess.Popen([*CLI, *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        _wait_until_serving(port, server)
+        wait_until_serving(port, server)
         yield f"127.0.0.1:{port}"
     finally:
         stop(server)

@@ -20,11 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import signal
-import socket
-import subprocess
 import sys
-import time
 from collections.abc import Iterator, Mapping
 from datetime import timedelta
 from typing import Any
@@ -42,6 +38,7 @@ with workflow.unsafe.imports_passed_through():
     from engine.errors import LaporError
     from engine.model import Model
     from engine.sdk import Client
+    from tests.integration.devserver import dev_server, start_worker, stop
     from workers.audit import audit_replay
     from workers.client import TemporalBackend
     from workers.workflow import CaseInput, CaseWorkflow
@@ -49,9 +46,7 @@ with workflow.unsafe.imports_passed_through():
 pytestmark = [pytest.mark.temporal, pytest.mark.usefixtures("temporal_servers")]
 
 INTAKE = {"category": "kesehatan", "region": "ID-JK", "channel": "web", "description": "x"}
-CLI = [sys.executable, "-m", "engine.cli"]
 QUEUE = "lapor-audit"
-STARTUP = 20.0  # seconds
 #: verify, then rounds of answer and reaction until the reporter confirms: 9 records in all.
 SIGNALS: list[tuple[str, str, dict[str, Any]]] = [
     ("verify", "admin:nasional", {"agency": "kemenkes"}),
@@ -78,54 +73,14 @@ class DriftedCaseWorkflow(CaseWorkflow):
         return await super().run(params)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_for_port(port: int, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + STARTUP
-    while time.monotonic() < deadline:
-        assert process.poll() is None, f"dev server exited with {process.returncode}"
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise TimeoutError(f"dev server not listening on {port} after {STARTUP} s")
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
 @pytest.fixture(scope="module")
 def address(tmp_path_factory: pytest.TempPathFactory, temporal_servers: object) -> Iterator[str]:
-    tmp = tmp_path_factory.mktemp("dev")
-    port, ui_port = _free_port(), _free_port()
-    args = ["temporal", "dev", "--port", str(port), "--ui-port", str(ui_port)]
-    args += ["--db-filename", str(tmp / "temporal.db")]
-    server = subprocess.Popen([*CLI, *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    worker: subprocess.Popen[bytes] | None = None
-    try:
-        _wait_for_port(port, server)
-        address = f"127.0.0.1:{port}"
-        worker = subprocess.Popen(
-            [*CLI, "worker", "--temporal", address, "--task-queue", QUEUE],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        yield address
-    finally:
-        if worker is not None:
-            _stop(worker)
-        _stop(server)
+    with dev_server(tmp_path_factory.mktemp("dev")) as served:
+        worker = start_worker(served, QUEUE)
+        try:
+            yield served
+        finally:
+            stop(worker)
 
 
 async def _start(address: str, params: CaseInput, *, queue: str = QUEUE) -> None:

@@ -20,9 +20,7 @@ import asyncio
 import json
 import shutil
 import signal
-import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -40,13 +38,13 @@ from engine.history import replay, verify_chain
 from engine.model import Model
 from engine.records import HistoryRecord
 from engine.sdk import Client
+from tests.integration.devserver import CLI, dev_server, stop
 from workers.client import TemporalBackend
 from workers.workflow import CaseInput, CaseWorkflow
 
 pytestmark = [pytest.mark.temporal, pytest.mark.usefixtures("temporal_servers")]
 
 ROOT = Path(__file__).resolve().parents[2]
-CLI = [sys.executable, "-m", "engine.cli"]
 WIB = timezone(timedelta(hours=7))
 #: Case time at the start: a working Tuesday morning, hours before the working window closes.
 CASE_START = datetime(2026, 3, 3, 9, 0, tzinfo=WIB)
@@ -164,44 +162,10 @@ ROUTES: dict[str, Route] = {
 }
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_for_port(port: int, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + STARTUP
-    while time.monotonic() < deadline:
-        assert process.poll() is None, f"dev server exited with {process.returncode}"
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise TimeoutError(f"dev server not listening on {port} after {STARTUP} s")
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
 @pytest.fixture
 def address(tmp_path: Path) -> Iterator[str]:
-    port, ui_port = _free_port(), _free_port()
-    args = ["temporal", "dev", "--port", str(port), "--ui-port", str(ui_port)]
-    args += ["--db-filename", str(tmp_path / "temporal.db")]
-    server = subprocess.Popen([*CLI, *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        _wait_for_port(port, server)
-        yield f"127.0.0.1:{port}"
-    finally:
-        _stop(server)
+    with dev_server(tmp_path) as served:
+        yield served
 
 
 def _duration_table(short: str) -> str:
@@ -257,7 +221,7 @@ class WorkerProcess:
         self.process.wait()
 
     def stop(self) -> None:
-        _stop(self.process)
+        stop(self.process)
 
 
 @dataclass

@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -48,19 +48,6 @@ class FixedClock:
 
     def now(self) -> datetime:
         return self.moment
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    """The same contract on both databases: an SQLite file, a fresh PostgreSQL database."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'lapor.db'}"
-    else:
-        url = request.getfixturevalue("pg_url")
-    upgrade(url)
-    eng = store.open_engine(url)
-    yield eng
-    eng.dispose()
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ commit and ends the session. Both databases.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -28,18 +28,6 @@ WORKFLOW = "sp4n-lapor"
 T0 = instant("2026-03-02T10:00:00+07:00")
 INTAKE = {"category": "kesehatan", "region": "ID-JK", "channel": "web", "description": "Obat"}
 VERIFY = Signal("verify", Actor("admin", "nasional"), {"agency": "kemenkes", "tier": "simple"})
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'lapor.db'}"
-    else:
-        url = request.getfixturevalue("pg_url")
-    upgrade(url)
-    eng = store.open_engine(url)
-    yield eng
-    eng.dispose()
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ import asyncio
 import os
 import signal as os_signal
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated
 
@@ -105,6 +106,7 @@ async def run_worker(
     namespace: str = "default",
     stop: asyncio.Event | None = None,
     target: TemporalTarget | None = None,
+    limits: Mapping[str, int | None] | None = None,
 ) -> None:
     """Serve ``CaseWorkflow`` and its activities until ``stop`` is set (or SIGINT/SIGTERM).
     ``target`` (credentials, TLS) replaces ``address``, ``namespace`` and ``task_queue``."""
@@ -124,7 +126,7 @@ async def run_worker(
     try:
         client = await target.connect()
         # shuts down (finishing tasks) on exit
-        async with case_worker(client, target.task_queue):
+        async with case_worker(client, target.task_queue, **(limits or {})):
             typer.echo(f"worker: {target.describe()} task queue={target.task_queue}", err=True)
             await stop.wait()
     finally:
@@ -175,12 +177,27 @@ def worker(
     tls_cert: TlsCert = None,
     tls_key: TlsKey = None,
     tls_ca: TlsCa = None,
+    max_cached_cases: Annotated[
+        int | None,
+        typer.Option(min=1, help="Cases kept in memory (SDK default 1000); others replay."),
+    ] = None,
+    max_workflow_tasks: Annotated[
+        int | None, typer.Option(min=1, help="Concurrent workflow tasks (SDK default 100).")
+    ] = None,
+    max_activities: Annotated[
+        int | None, typer.Option(min=1, help="Concurrent effect deliveries (SDK default 100).")
+    ] = None,
 ) -> None:
     """Run a Temporal worker for case workflows until SIGINT/SIGTERM."""
     target = TemporalTarget(
         temporal, namespace, task_queue, api_key, tls, tls_cert, tls_key, tls_ca
     )
-    asyncio.run(run_worker(target=target))
+    limits = {
+        "max_cached_cases": max_cached_cases,
+        "max_workflow_tasks": max_workflow_tasks,
+        "max_activities": max_activities,
+    }
+    asyncio.run(run_worker(target=target, limits=limits))
     # The worker has shut down cleanly. Skip interpreter finalisation: the SDK's Rust core
     # threads may still call into Python while it tears down ("PyGILState_Release: thread state
     # must be current", SIGABRT), seen intermittently on exit.

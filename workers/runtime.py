@@ -71,8 +71,21 @@ class LoopThread:
         self.loop.close()
 
 
-def case_worker(client: Any, task_queue: str) -> Worker:
-    """A worker hosting ``CaseWorkflow`` with the engine passed through the sandbox."""
+def case_worker(
+    client: Any,
+    task_queue: str,
+    *,
+    max_cached_cases: int | None = None,
+    max_workflow_tasks: int | None = None,
+    max_activities: int | None = None,
+) -> Worker:
+    """A worker hosting ``CaseWorkflow`` with the engine passed through the sandbox.
+
+    The limits default to the SDK's (1,000 cached workflows, 100 concurrent workflow tasks and
+    activities). A case evicted from the cache replays its history on its next task, so the
+    cache should hold the cases that are active at once; the slots bound memory and concurrency,
+    not speed (a worker is one Python process: more processes, not more slots, use more cores).
+    """
     restrictions = SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH_MODULES)
     return Worker(
         client,
@@ -80,7 +93,13 @@ def case_worker(client: Any, task_queue: str) -> Worker:
         workflows=[CaseWorkflow],
         activities=[deliver_effects],
         workflow_runner=SandboxedWorkflowRunner(restrictions=restrictions),
+        max_cached_workflows=max_cached_cases or _SDK_CACHED_WORKFLOWS,
+        max_concurrent_workflow_tasks=max_workflow_tasks,  # None: the SDK's own default
+        max_concurrent_activities=max_activities,
     )
+
+
+_SDK_CACHED_WORKFLOWS = 1000  # temporalio.worker.Worker's default, which takes no None
 
 
 class TimeSkippingHarness:

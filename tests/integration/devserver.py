@@ -80,11 +80,14 @@ def dev_server(folder: Path) -> Iterator[str]:
 
 
 def start_worker(
-    address: str, queue: str, *, stderr: int | None = subprocess.DEVNULL
+    address: str,
+    queue: str,
+    *options: str,
+    stderr: int | None = subprocess.DEVNULL,
 ) -> subprocess.Popen[bytes]:
-    """``lapor worker`` on ``queue`` (stderr piped when asked, to read after it stops)."""
+    """``lapor worker [options]`` on ``queue`` (stderr piped when asked, to read after it stops)."""
     return subprocess.Popen(
-        [*CLI, "worker", "--temporal", address, "--task-queue", queue],
+        [*CLI, "worker", "--temporal", address, "--task-queue", queue, *options],
         stdout=subprocess.DEVNULL,
         stderr=stderr,
     )

@@ -92,3 +92,32 @@ def test_a_keyed_start_retried_returns_the_first_case_and_a_reporter_is_refused(
         code = stop(worker)
     assert worker.stderr is not None
     assert code == 0, worker.stderr.read().decode(errors="replace")
+
+
+def test_cases_evicted_from_a_one_case_worker_cache_replay_and_carry_on(address: str) -> None:
+    """With room for one cached case, every other case's next task replays its history first."""
+    queue = f"lapor-evict-{os.getpid()}"
+    worker = start_worker(
+        address,
+        queue,
+        "--max-cached-cases",
+        "1",
+        "--max-workflow-tasks",
+        "2",
+        stderr=subprocess.PIPE,
+    )
+    try:
+        with Client(backend=TemporalBackend(address, task_queue=queue)) as client:
+            ids = [client.start("sp4n-lapor", INTAKE).case_id for _ in range(4)]
+            for case_id in ids:  # each signal finds its case evicted by the one before
+                verified = client.signal(
+                    case_id, "verify", actor="admin:nasional", data={"agency": "pemprov-papua"}
+                )
+                assert verified.accepted and verified.seq == 2
+            for case_id in ids:
+                assert [r.seq for r in client.history(case_id)] == [1, 2]
+                assert client.audit(case_id).ok
+    finally:
+        code = stop(worker)
+    assert worker.stderr is not None
+    assert code == 0, worker.stderr.read().decode(errors="replace")

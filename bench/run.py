@@ -174,7 +174,6 @@ def bare_insert_limit(
                         "clock": "c",
                         "due_at": "x",
                         "wake_us": 1,
-                        "armed_seq": step + 1,
                     }
                     for i, step in part
                 ],

@@ -153,11 +153,7 @@ def _upsert_timer(dialect: Any) -> Any:
     stmt = dialect.insert(timers)
     return stmt.on_conflict_do_update(
         index_elements=[timers.c.case_id, timers.c.clock],
-        set_={
-            "due_at": stmt.excluded.due_at,
-            "wake_us": stmt.excluded.wake_us,
-            "armed_seq": stmt.excluded.armed_seq,
-        },
+        set_={"due_at": stmt.excluded.due_at, "wake_us": stmt.excluded.wake_us},
     )
 
 
@@ -250,8 +246,8 @@ class PendingCase:
     case: Case
     version: int | None  # None: started in this transaction
     dirty: bool = False
-    # Clocks whose timer row must be replaced: the new (deadline, armed seq), or None to delete.
-    timers: dict[str, tuple[datetime, int] | None] = field(default_factory=dict)
+    # Clocks whose timer row must be replaced: the new deadline, or None to delete the row.
+    timers: dict[str, datetime | None] = field(default_factory=dict)
 
 
 def running_deadlines(case: Case | None) -> dict[str, datetime]:
@@ -291,12 +287,11 @@ class GroupCommit:
                     {"case_id": case.id, "identity": canonical_json(dict(reporter))}
                 )
         after = running_deadlines(case)
-        # Only clocks whose deadline changed get a new row: an untouched timer keeps its
-        # armed_seq, which orders same-instant lapses as the in-memory runtime does.
+        # Only clocks whose deadline changed get their row rewritten.
         for name in before.keys() | after.keys():
             due = after.get(name)
             if before.get(name) != due:
-                tracked.timers[name] = None if due is None else (due, record.seq)
+                tracked.timers[name] = due
         tracked.case = case
         tracked.dirty = True
         now_us = epoch_us(now)
@@ -318,19 +313,17 @@ class GroupCommit:
             else:
                 rows.update_case(tracked.case, tracked.version, tracked.version + 1)
                 self.written.append((case_id, tracked.version + 1, tracked.case))
-            for name, timer in tracked.timers.items():
-                if timer is None:
+            for name, due in tracked.timers.items():
+                if due is None:
                     if tracked.version is not None:
                         rows.timer_deletes.append({"d_case": case_id, "d_clock": name})
                     continue
-                due, armed = timer
                 rows.timer_upserts.append(
                     {
                         "case_id": case_id,
                         "clock": name,
                         "due_at": due.isoformat(),
                         "wake_us": epoch_us(wake_at(due)),
-                        "armed_seq": armed,
                     }
                 )
         write_batch(conn, rows)

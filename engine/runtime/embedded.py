@@ -46,7 +46,7 @@ from engine.events import (
 from engine.model import Model
 from engine.records import HistoryRecord
 from engine.runtime import metrics, store
-from engine.runtime.batch import GroupCommit, PendingCase, running_deadlines
+from engine.runtime.batch import GroupCommit, PendingCase
 from engine.runtime.clock import Clock, VirtualClock
 from engine.runtime.errors import ConcurrencyError, IntegrityViolationError, StoreError
 
@@ -531,45 +531,31 @@ class EmbeddedRuntime:
         if not claimed:
             return 0, []
         batch = GroupCommit()
-        groups: dict[str, list[store.DueTimer]] = {}
+        # Each case once per call, at its earliest timer (rows come ordered by wake). Which of
+        # several timers waking together does not matter: the core settles every clock due by
+        # then and records the canonical first lapse. Later ones come with the next call.
+        earliest: dict[str, store.DueTimer] = {}
         for row in claimed:
-            groups.setdefault(row.case_id, []).append(row)
-        candidates: dict[str, list[tuple[int, str, str]]] = {}  # case -> (armed, clock, due_at)
-        incomplete: list[str] = []
-        for case_id, rows in groups.items():
-            case = self._decode(case_id, rows[0].version, rows[0].body)
-            batch.tracked[case_id] = PendingCase(case, rows[0].version)
-            wake = rows[0].wake_us  # rows come ordered by wake: this is the case's earliest
-            first = [(r.armed_seq, r.clock, r.due_at) for r in rows if r.wake_us == wake]
-            candidates[case_id] = first
-            if len(first) < _clocks_waking(case, wake):
-                incomplete.append(case_id)  # the LIMIT cut between this case's tied timers
-        if incomplete:
-            for case_id, clock, due_at, wake_us, armed in store.timers_of(conn, incomplete):
-                if wake_us == groups[case_id][0].wake_us:
-                    tie = (armed, clock, due_at)
-                    if tie not in candidates[case_id]:
-                        candidates[case_id].append(tie)
-        for case_id, ties in candidates.items():
-            tracked = batch.tracked[case_id]
-            model = self._model_for(conn, tracked.case.model_hash)
-            order = {clock.name: index for index, clock in enumerate(model.clocks)}
-            _, clock_name, due_text = min(ties, key=lambda t: (t[0], order.get(t[1], len(order))))
-            due = instant(due_text)
+            earliest.setdefault(row.case_id, row)
+        for case_id, row in earliest.items():
+            case = self._decode(case_id, row.version, row.body)
+            batch.tracked[case_id] = PendingCase(case, row.version)
+            model = self._model_for(conn, case.model_hash)
+            due = instant(row.due_at)
             at = wake_at(due) if self.virtual else now
-            decision = decide(model, tracked.case, ClockLapsed(clock_name, due), at)
+            decision = decide(model, case, ClockLapsed(row.clock, due), at)
             if decision.accepted:
                 batch.apply(decision, at)
-                batch.decided.append((tracked.case.workflow, decision))
+                batch.decided.append((case.workflow, decision))
             else:
                 # A timer that no longer matches its clock (only a hand-edited or raced row can):
                 # drop that exact row, never a newer one for the same clock.
                 batch.rows.stale_timer_deletes.append(
-                    {"d_case": case_id, "d_clock": clock_name, "d_wake": groups[case_id][0].wake_us}
+                    {"d_case": case_id, "d_clock": row.clock, "d_wake": row.wake_us}
                 )
         batch.flush(conn)
         self._uncommitted = batch.written
-        return len(candidates), batch.decided
+        return len(earliest), batch.decided
 
     def _report(self, decided: list[tuple[str, Decision]]) -> None:
         """After commit: tell the observer and the metrics about each new decision, once."""
@@ -586,13 +572,6 @@ class EmbeddedRuntime:
             by_workflow.setdefault(workflow, []).append(decision)
         for workflow, decisions in by_workflow.items():
             metrics.record_decisions(workflow, decisions)
-
-
-def _clocks_waking(case: Case, wake_us: int) -> int:
-    """How many running clocks of ``case`` wake at ``wake_us`` (each should have a timer row)."""
-    return sum(
-        1 for due in running_deadlines(case).values() if store.epoch_us(wake_at(due)) == wake_us
-    )
 
 
 def _workflow_of(command: Command, decision: Decision) -> str:

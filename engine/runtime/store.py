@@ -68,7 +68,6 @@ __all__ = [
     "open_engine",
     "read",
     "save_models",
-    "timers_of",
     "transact",
 ]
 
@@ -335,7 +334,6 @@ class DueTimer(NamedTuple):
     clock: str
     due_at: str
     wake_us: int
-    armed_seq: int
     version: int
     body: str
 
@@ -348,7 +346,6 @@ _DUE = (
         timers.c.clock,
         timers.c.due_at,
         timers.c.wake_us,
-        timers.c.armed_seq,
         cases.c.version,
         cases.c.body,
     )
@@ -381,16 +378,3 @@ def any_due(conn: Connection, now_us: int) -> bool:
 def next_wake_us(conn: Connection) -> int | None:
     value = conn.scalar(_NEXT_WAKE)
     return None if value is None else int(value)
-
-
-def timers_of(conn: Connection, case_ids: Sequence[str]) -> list[tuple[str, str, str, int, int]]:
-    """(case_id, clock, due_at, wake_us, armed_seq) of every timer of these cases."""
-    found: list[tuple[str, str, str, int, int]] = []
-    for chunk in chunks(sorted(set(case_ids))):
-        query = select(
-            timers.c.case_id, timers.c.clock, timers.c.due_at, timers.c.wake_us, timers.c.armed_seq
-        ).where(timers.c.case_id.in_(chunk))
-        found.extend(
-            (r.case_id, r.clock, r.due_at, r.wake_us, r.armed_seq) for r in conn.execute(query)
-        )
-    return found

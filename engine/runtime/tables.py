@@ -107,11 +107,8 @@ timers = Table(
     Column("clock", String(100), primary_key=True),
     Column("due_at", String(40), nullable=False),  # the deadline exactly as the core computed it
     Column("wake_us", BigInteger, nullable=False),  # due + 1 s: when the lapse is delivered
-    # The history seq of the decision that set this deadline. Two clocks of one case lapsing at
-    # the same instant are delivered in (armed_seq, model clock order), which is the order the
-    # in-memory reference runtime's timer heap gives them; the first one's ClockLapsed is the
-    # recorded event, so the order is part of the history hash.
-    Column("armed_seq", Integer, nullable=False),
+    # No delivery order among one case's timers waking together: whichever wakes it, the core
+    # settles every clock due by then and records the canonical first lapse (migration 0002).
 )
 Index("ix_timers_wake_us", timers.c.wake_us)
 

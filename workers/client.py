@@ -266,16 +266,21 @@ class TemporalBackend:
         runtime answers). A refused start records nothing and keeps no key there, so here a
         corrected retry starts the case afresh, in place of the refused run."""
         handle = self.client.get_workflow_handle(case_id)
-        description = await handle.describe()
-        if description.status != WorkflowExecutionStatus.RUNNING:
-            result = await handle.result()
-            if "rejected" in result:
-                return await self._start(
-                    model, case_id, data, policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE
-                )
-        first = HistoryRecord.from_json((await self._query(case_id, CaseWorkflow.history))[0])
-        case = await self._case(case_id)
-        return CallResult(case_id, True, case.state, case.status, seq=first.seq, replayed=True)
+        try:
+            # Waits until the first start is decided, even if that call is still in flight.
+            outcome = await handle.execute_update(CaseWorkflow.started)
+        except RPCError:  # the run has ended: a refused start, or a case closed since
+            outcome = await handle.result()
+            if "rejected" not in outcome:
+                case = await self._case(case_id)
+                return CallResult(case_id, True, case.state, case.status, seq=1, replayed=True)
+        if "rejection" in outcome or "rejected" in outcome:
+            await handle.result()  # a refused run ends at once; then its id may be reused
+            return await self._start(
+                model, case_id, data, policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE
+            )
+        case = Case.from_json(outcome["case"])
+        return CallResult(case_id, True, case.state, case.status, seq=1, replayed=True)
 
     async def _signal(self, case_id: str, signal: Signal) -> CallResult:
         args = [signal.name, str(signal.actor), dict(signal.data), signal.key]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -85,6 +86,18 @@ def test_a_keyed_start_retried_returns_the_first_case_and_a_reporter_is_refused(
             corrected = client.start("sp4n-lapor", INTAKE, key="web:form-7")
             assert corrected.accepted and not corrected.replayed
             assert corrected.case_id == refused.case_id
+
+            # Two calls with one key at once (a gateway retrying before the first answered).
+            with ThreadPoolExecutor(2) as pool:
+                both = list(
+                    pool.map(lambda _: client.start("sp4n-lapor", INTAKE, key="app:tap-9"), [0, 1])
+                )
+            assert {r.case_id for r in both} == {both[0].case_id}
+            assert all(r.accepted for r in both) and sorted(r.replayed for r in both) == [
+                False,
+                True,
+            ]
+            assert [r.seq for r in client.history(both[0].case_id)] == [1]
 
             with pytest.raises(LaporError, match="keeps no reporter identities"):
                 client.start("sp4n-lapor", INTAKE, reporter={"name": "Siti Rahayu"})

@@ -50,8 +50,9 @@ def register(app: typer.Typer) -> None:
             session = nullcontext()
         else:
             embedded = _embedded(db, models, clock, stats)
-            # One writer on a virtual clock: share transactions across slots (see session()).
-            runtime, session = embedded, embedded.session()
+            # One writer on a virtual clock: share transactions across slots (see session());
+            # 5,000 decisions a commit keeps the reports held until it small.
+            runtime, session = embedded, embedded.session(commit_every=5_000)
         console = Console(stderr=True)
         span = (DEMO_END - DEMO_START).total_seconds()
         began = time.perf_counter()

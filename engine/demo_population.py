@@ -110,6 +110,35 @@ class Complaint:
     script: tuple[ScriptedSignal, ...]
 
 
+# A script waits on the driver's heap until its case is done, so a national run holds hundreds
+# of thousands of them at once: payloads that repeat are shared, never rebuilt per complaint
+# (nothing downstream mutates a signal's data).
+_ARCHIVE = {"reason": "Bukan pelayanan publik"}
+_HOLD = {"missing_info": "Mohon lengkapi lokasi"}
+_SUPPLY = {"info": "Lokasi terlampir"}
+_FOLLOW_UP = {"response": "Sedang ditindaklanjuti"}
+_COMPLETE = {"response": "Sudah diselesaikan"}
+_DISPUTE = {"reason": "Belum selesai"}
+_shared: dict[tuple[Any, ...], Any] = {}
+
+
+def _once(*key: Any) -> Any:
+    """One shared object per distinct ``key`` (verify payloads, ratings, actor names)."""
+    value = _shared.get(key)
+    if value is None:
+        kind, *rest = key
+        if kind == "verify":
+            value = {"tier": rest[0]} if rest[1] is None else {"tier": rest[0], "agency": rest[1]}
+        elif kind == "confirm":
+            value = {"rating": rest[0]}
+        elif kind == "not_authority":
+            value = {"agency": rest[0], "reason": "Bukan kewenangan kami"}
+        else:  # "actor"
+            value = f"agency:{rest[0]}"
+        _shared[key] = value
+    return value
+
+
 def _pick(rng: random.Random, table: tuple[tuple[Any, ...], ...]) -> tuple[Any, ...]:
     total = sum(row[1] for row in table)
     point = rng.uniform(0, total)
@@ -171,43 +200,40 @@ class Population:
         days = timedelta(days=1)
         t = at + timedelta(hours=rng.uniform(2, 24 * 5))  # most within 3 working days, some not
         if rng.random() < 0.05:
-            yield ScriptedSignal(t, "archive", admin, {"reason": "Bukan pelayanan publik"})
+            yield ScriptedSignal(t, "archive", admin, _ARCHIVE)
             return
         if rng.random() < 0.08:
-            yield ScriptedSignal(t, "hold", admin, {"missing_info": "Mohon lengkapi lokasi"})
+            yield ScriptedSignal(t, "hold", admin, _HOLD)
             if rng.random() < 0.3:
                 return  # the reporter never answers; the case stays on hold
             t += days * rng.uniform(0.5, 6)
-            yield ScriptedSignal(t, "supply_info", "reporter", {"info": "Lokasi terlampir"})
+            yield ScriptedSignal(t, "supply_info", "reporter", _SUPPLY)
             t += timedelta(hours=rng.uniform(2, 48))
-        verify: dict[str, Any] = {"tier": _pick(rng, TIERS)[0]}
-        if category == "lainnya":
-            verify["agency"] = agency
+        tier = _pick(rng, TIERS)[0]
+        verify = _once("verify", tier, agency if category == "lainnya" else None)
         yield ScriptedSignal(t, "verify", admin, verify)
-        actor = f"agency:{agency}"
+        actor = _once("actor", agency)
         p_follow, follow_delay, p_answer, answer_delay = AGENCY_PROFILES[AGENCY_BEHAVIOUR[agency]]
         if rng.random() < 0.03:
             other = "kemenkes" if agency != "kemenkes" else "kemensos"
             t += days * rng.uniform(0.5, 3)
-            yield ScriptedSignal(
-                t, "not_authority", actor, {"agency": other, "reason": "Bukan kewenangan kami"}
-            )
-            agency, actor = other, f"agency:{other}"
+            yield ScriptedSignal(t, "not_authority", actor, _once("not_authority", other))
+            agency, actor = other, _once("actor", other)
         if rng.random() > p_follow:
             return
         t += days * rng.uniform(*follow_delay)
-        yield ScriptedSignal(t, "follow_up", actor, {"response": "Sedang ditindaklanjuti"})
+        yield ScriptedSignal(t, "follow_up", actor, _FOLLOW_UP)
         for _round in range(2):
             if rng.random() > p_answer:
                 return
             t += days * rng.uniform(*answer_delay)
-            yield ScriptedSignal(t, "complete", actor, {"response": "Sudah diselesaikan"})
+            yield ScriptedSignal(t, "complete", actor, _COMPLETE)
             reaction = rng.random()
             t += days * rng.uniform(0.5, 9)
             if reaction < 0.45:
-                yield ScriptedSignal(t, "confirm", "reporter", {"rating": rng.randint(2, 5)})
+                yield ScriptedSignal(t, "confirm", "reporter", _once("confirm", rng.randint(2, 5)))
                 return
             if reaction < 0.55:
-                yield ScriptedSignal(t, "dispute", "reporter", {"reason": "Belum selesai"})
+                yield ScriptedSignal(t, "dispute", "reporter", _DISPUTE)
                 continue
             return  # no reply: the reply clock auto-closes the case

@@ -26,10 +26,12 @@ from typing import Any
 
 import orjson
 
-__all__ = ["canonical_json", "compact_json", "json_problem", "json_string"]
+__all__ = ["canonical_json", "compact_json", "json_problem", "json_string", "parse_json"]
 
 _SORTED = orjson.OPT_SORT_KEYS
 _NEGATIVE_EXPONENT = re.compile(rb"[0-9]e-")
+# 19 digits in a row may be an integer beyond 64 bits, which orjson would read as a float.
+_LONG_DIGITS = re.compile(r"[0-9]{19}")
 
 _stdlib_canonical = json.JSONEncoder(
     sort_keys=True, separators=(",", ":"), ensure_ascii=False
@@ -60,6 +62,21 @@ def compact_json(value: Any) -> str:
         return orjson.dumps(value).decode()
     except TypeError:
         return _stdlib_compact(value)
+
+
+def parse_json(text: str) -> Any:
+    """``json.loads``, several times faster for what we store (orjson), with the same result.
+
+    Texts orjson reads differently or refuses go to the standard library: a run of 19 digits
+    (possibly an integer orjson would turn into a float; a false alarm costs only the slow path),
+    and what orjson rejects (NaN, lone surrogates, numbers out of double range).
+    """
+    if _LONG_DIGITS.search(text) is None:
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(text)
 
 
 def json_problem(value: Any, where: str) -> str | None:

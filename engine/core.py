@@ -435,14 +435,12 @@ def _lapse(
     ladder = model.ladders[clock.escalate]
     number = min(state.level + 1, len(ladder.levels))
     rung = ladder.level(number)
-    case = case.evolve(
-        escalation_level=max(case.escalation_level, number),
-        escalated_to=rung.to if number >= case.escalation_level else case.escalated_to,
-    )
+    level = max(case.escalation_level, number)
+    escalated_to = rung.to if number >= case.escalation_level else case.escalated_to
     if rung.final or rung.deadline is None:
         effects.append(Escalated(clock.name, number, rung.to, None))
         effects.append(Notify(rung.to, rung.notify))
-        case = case.evolve(clocks=remaining)
+        case = case.evolve(escalation_level=level, escalated_to=escalated_to, clocks=remaining)
         if rung.fire is not None:
             case = _fire(model, case, rung.fire, state.due_at, effects)
         return case
@@ -451,7 +449,7 @@ def _lapse(
     effects.append(Notify(rung.to, rung.notify))
     climbed = ClockState(clock.name, True, due, None, rung.deadline.unit, number, state.region)
     clocks = tuple(climbed if c.name == clock.name else c for c in case.clocks)
-    return case.evolve(clocks=clocks)
+    return case.evolve(escalation_level=level, escalated_to=escalated_to, clocks=clocks)
 
 
 def _fire(model: Model, case: Case, trigger: str, at: datetime, effects: list[Effect]) -> Case:

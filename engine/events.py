@@ -9,7 +9,7 @@ zone for deadlines (what a person reads).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import MappingProxyType
@@ -269,16 +269,52 @@ _EFFECT_KINDS: dict[type[Any], str] = {
 _KIND_EFFECTS = {kind: cls for cls, kind in _EFFECT_KINDS.items()}
 
 
+def _due_text(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat()
+
+
+# One encoder per effect type, written out: several effects are encoded per decision, and a
+# generic walk over the fields (with a type test per value) cost three times as much.
+# ``tests/unit/test_events.py`` holds each to the dataclass's fields.
+_ENCODERS: dict[type[Any], Callable[[Any], dict[str, Any]]] = {
+    Entered: lambda e: {"kind": "entered", "state": e.state, "status": e.status},
+    ClockStarted: lambda e: {
+        "kind": "clock_started",
+        "clock": e.clock,
+        "due_at": _due_text(e.due_at),
+    },
+    ClockStopped: lambda e: {"kind": "clock_stopped", "clock": e.clock},
+    ClockPaused: lambda e: {
+        "kind": "clock_paused",
+        "clock": e.clock,
+        "remaining": str(e.remaining),
+    },
+    ClockResumed: lambda e: {
+        "kind": "clock_resumed",
+        "clock": e.clock,
+        "due_at": _due_text(e.due_at),
+    },
+    Lapsed: lambda e: {
+        "kind": "lapsed",
+        "clock": e.clock,
+        "due_at": _due_text(e.due_at),
+        "level": e.level,
+    },
+    Escalated: lambda e: {
+        "kind": "escalated",
+        "clock": e.clock,
+        "level": e.level,
+        "to": e.to,
+        "due_at": _due_text(e.due_at),
+    },
+    Routed: lambda e: {"kind": "routed", "agency": e.agency, "via": e.via},
+    Notify: lambda e: {"kind": "notify", "to": e.to, "template": e.template},
+    Closed: lambda e: {"kind": "closed", "outcome": e.outcome},
+}
+
+
 def effect_to_json(effect: Effect) -> dict[str, Any]:
-    out: dict[str, Any] = {"kind": _EFFECT_KINDS[type(effect)]}
-    for name in effect.__slots__:
-        value = getattr(effect, name)
-        if isinstance(value, datetime):
-            value = value.isoformat()
-        elif isinstance(value, Duration):
-            value = str(value)
-        out[name] = value
-    return out
+    return _ENCODERS[type(effect)](effect)
 
 
 def effect_from_json(data: Mapping[str, Any]) -> Effect:

@@ -15,7 +15,6 @@ every write transaction starts with ``BEGIN IMMEDIATE``, so two processes on one
 
 from __future__ import annotations
 
-import json
 import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -27,6 +26,7 @@ from sqlalchemy import Connection, Engine, bindparam, create_engine, event, func
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
+from engine.canonical import parse_json
 from engine.case import Case
 from engine.model import Model, canonical_json
 from engine.records import HistoryRecord
@@ -226,7 +226,7 @@ def save_models(conn: Connection, models: Iterable[Model], now_us: int) -> None:
 
 def load_model_data(conn: Connection, model_hash: str) -> Mapping[str, Any] | None:
     body = conn.scalar(select(definitions.c.body).where(definitions.c.model_hash == model_hash))
-    return None if body is None else dict(json.loads(body))
+    return None if body is None else dict(parse_json(body))
 
 
 # --- cases, history, keys ---------------------------------------------------------------------
@@ -249,7 +249,7 @@ def chunks(values: Sequence[T]) -> Iterator[Sequence[T]]:
 
 
 def decode_case(body: str) -> Case:
-    return Case.from_json(json.loads(body))
+    return Case.from_json(parse_json(body))
 
 
 _CASES_BY_ID = select(cases.c.id, cases.c.version, cases.c.body).where(
@@ -283,7 +283,7 @@ def load_cases(
 
 def load_reporter(conn: Connection, case_id: str) -> Mapping[str, Any] | None:
     text = conn.scalar(select(reporters.c.identity).where(reporters.c.case_id == case_id))
-    return None if text is None else dict(json.loads(text))
+    return None if text is None else dict(parse_json(text))
 
 
 def _record(row: Any) -> HistoryRecord:
@@ -292,8 +292,8 @@ def _record(row: Any) -> HistoryRecord:
         at=row.at,
         actor=row.actor,
         model_hash=row.model_hash,
-        event=json.loads(row.event),
-        effects=tuple(json.loads(row.effects)),
+        event=parse_json(row.event),
+        effects=tuple(parse_json(row.effects)),
         prev_hash=row.prev_hash,
         hash=row.hash,
         format=row.format,

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.canonical import canonical_json, compact_json, json_problem
+from engine.canonical import canonical_json, compact_json, json_problem, parse_json
 
 
 def stdlib_canonical(value: Any) -> str:
@@ -24,8 +24,9 @@ json_values = st.recursive(
     | st.integers()  # beyond 64 bits too: the fast path refuses those and falls back
     | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(),  # any code point, lone surrogates included
-    lambda children: st.lists(children, max_size=5)
-    | st.dictionaries(st.text(max_size=8), children, max_size=5),
+    lambda children: (
+        st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=8), children, max_size=5)
+    ),
     max_leaves=30,
 )
 
@@ -40,6 +41,32 @@ def test_canonical_json_is_the_standard_librarys_canonical_text(value: Any) -> N
 @given(json_values)
 def test_compact_json_parses_back_to_the_same_value(value: Any) -> None:
     assert json.loads(compact_json(value)) == value
+
+
+@settings(max_examples=2_000)
+@given(json_values)
+def test_parse_json_reads_what_the_standard_library_reads(value: Any) -> None:
+    for text in (compact_json(value), json.dumps(value)):
+        parsed = parse_json(text)
+        assert parsed == json.loads(text)
+        assert _types(parsed) == _types(json.loads(text))  # 2**70 stays an int, not 1.18e21
+
+
+def _types(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _types(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_types(item) for item in value]
+    return type(value)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["123456789012345678901234567890", "[-9223372036854775809]", "NaN", '"\\ud800"', "1e400"],
+)
+def test_parse_json_corners_orjson_reads_differently_or_refuses(text: str) -> None:
+    parsed, expected = parse_json(text), json.loads(text)
+    assert repr(parsed) == repr(expected)
 
 
 @pytest.mark.parametrize(

@@ -34,6 +34,7 @@ def register(app: typer.Typer) -> None:
         from engine.demo_population import Population
         from engine.demo_report import render_report
         from engine.runtime.clock import VirtualClock
+        from engine.runtime.collector import tune_for_long_runs
 
         if complaints < 1:
             raise typer.BadParameter("give at least one complaint", param_hint="--complaints")
@@ -53,6 +54,7 @@ def register(app: typer.Typer) -> None:
             # One writer on a virtual clock: share transactions across slots (see session());
             # 5,000 decisions a commit keeps the reports held until it small.
             runtime, session = embedded, embedded.session(commit_every=5_000)
+        tune_for_long_runs()
         console = Console(stderr=True)
         span = (DEMO_END - DEMO_START).total_seconds()
         began = time.perf_counter()

@@ -307,6 +307,7 @@ def run(
     from engine.logs import configure_logging
     from engine.runtime import metrics
     from engine.runtime.clock import Clock, VirtualClock, WallClock
+    from engine.runtime.collector import tune_for_long_runs
     from engine.runtime.embedded import EmbeddedRuntime
     from engine.runtime.store import open_engine
 
@@ -316,6 +317,7 @@ def run(
     clock: Clock = VirtualClock(target) if target is not None else WallClock()
     engine = open_engine(db)
     runtime = EmbeddedRuntime(engine, {}, clock, batch_size=batch)
+    tune_for_long_runs()
     delivery = _delivery(engine, handler or ["log"]) if deliver else None
     if metrics_port is not None:
         server = metrics.serve(metrics_port)

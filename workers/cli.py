@@ -21,6 +21,7 @@ from typing import Annotated
 
 import typer
 
+from engine.runtime.collector import tune_for_long_runs
 from workers.connection import DEFAULT_ADDRESS, DEFAULT_TASK_QUEUE, TemporalTarget
 
 __all__ = ["dev", "register", "register_search_attributes", "run_worker", "worker"]
@@ -197,6 +198,7 @@ def worker(
         "max_workflow_tasks": max_workflow_tasks,
         "max_activities": max_activities,
     }
+    tune_for_long_runs()
     asyncio.run(run_worker(target=target, limits=limits))
     # The worker has shut down cleanly. Skip interpreter finalisation: the SDK's Rust core
     # threads may still call into Python while it tears down ("PyGILState_Release: thread state

@@ -30,8 +30,11 @@ __all__ = ["canonical_json", "compact_json", "json_problem", "json_string", "par
 
 _SORTED = orjson.OPT_SORT_KEYS
 _NEGATIVE_EXPONENT = re.compile(rb"[0-9]e-")
-# 19 digits in a row may be an integer beyond 64 bits, which orjson would read as a float.
-_LONG_DIGITS = re.compile(r"[0-9]{19}")
+# 19 digits in a row may be an integer beyond 64 bits, which orjson would read as a float. Found
+# by mapping every ASCII digit to "0" and everything else to a space, then a substring search:
+# ~1 us for a stored case, where a regular expression took 11 (more than json.loads itself).
+_DIGITS_AS_ZEROS = bytes(0x30 if 0x30 <= i <= 0x39 else 0x20 for i in range(256))
+_LONG_DIGIT_RUN = b"0" * 19
 
 _stdlib_canonical = json.JSONEncoder(
     sort_keys=True, separators=(",", ":"), ensure_ascii=False
@@ -71,9 +74,10 @@ def parse_json(text: str) -> Any:
     (possibly an integer orjson would turn into a float; a false alarm costs only the slow path),
     and what orjson rejects (NaN, lone surrogates, numbers out of double range).
     """
-    if _LONG_DIGITS.search(text) is None:
+    raw = text.encode("utf-8", "surrogatepass")  # orjson refuses those; the stdlib reads them
+    if _LONG_DIGIT_RUN not in raw.translate(_DIGITS_AS_ZEROS):
         try:
-            return orjson.loads(text)
+            return orjson.loads(raw)
         except orjson.JSONDecodeError:
             pass
     return json.loads(text)

@@ -62,7 +62,14 @@ def _types(value: Any) -> Any:
 
 @pytest.mark.parametrize(
     "text",
-    ["123456789012345678901234567890", "[-9223372036854775809]", "NaN", '"\\ud800"', "1e400"],
+    [
+        "123456789012345678901234567890",
+        "[-9223372036854775809]",
+        "NaN",
+        '"\\ud800"',  # an escaped lone surrogate
+        '"\ud800"',  # a raw one, as the standard library writes it with ensure_ascii off
+        "1e400",
+    ],
 )
 def test_parse_json_corners_orjson_reads_differently_or_refuses(text: str) -> None:
     parsed, expected = parse_json(text), json.loads(text)

@@ -82,6 +82,14 @@ class MemoryRuntime:
     def signal_many(self, items: Sequence[tuple[str, Signal]], now: datetime) -> list[Decision]:
         return [self.signal(case_id, signal, at=now) for case_id, signal in items]
 
+    def start_and_signal(
+        self,
+        requests: Sequence[StartRequest],
+        items: Sequence[tuple[str, Signal]],
+        now: datetime,
+    ) -> list[Decision]:
+        return self.start_many(requests, now) + self.signal_many(items, now)
+
     def advance_to(self, moment: datetime) -> None:
         """Move the virtual clock to ``moment``, firing every timer due on the way, in order."""
         while self._timers and self._timers[0][0] <= moment:

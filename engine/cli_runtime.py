@@ -296,11 +296,18 @@ def run(
     log_json: Annotated[
         bool | None, typer.Option("--log-json/--log-console", help="Log format (default: auto).")
     ] = None,
+    shard: Annotated[
+        str | None,
+        typer.Option(
+            help="SQLite: K/N fires only shard K of N (K = 0..N-1); run N processes, one per "
+            "core, to fire in parallel."
+        ),
+    ] = None,
 ) -> None:
     """Fire due SLA timers and deliver the outbox until SIGINT/SIGTERM (or --until is reached).
 
     Safe to run more than once against one database: PostgreSQL workers split the due cases
-    between them; SQLite workers take turns.
+    between them; SQLite workers take turns, or with --shard K/N work in parallel.
     """
     import structlog
 
@@ -316,7 +323,7 @@ def run(
     target: datetime | None = instant(until) if until else None
     clock: Clock = VirtualClock(target) if target is not None else WallClock()
     engine = open_engine(db)
-    runtime = EmbeddedRuntime(engine, {}, clock, batch_size=batch)
+    runtime = EmbeddedRuntime(engine, {}, clock, batch_size=batch, shard=_shard(shard))
     tune_for_long_runs()
     delivery = _delivery(engine, handler or ["log"]) if deliver else None
     if metrics_port is not None:
@@ -358,6 +365,17 @@ def run(
             os_signal.signal(signum, handler_before)
         engine.dispose()
         log.info("run.stopped", fired=fired)
+
+
+def _shard(text: str | None) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    index, slash, count = text.partition("/")
+    if not (slash and index.isdigit() and count.isdigit() and int(index) < int(count)):
+        raise typer.BadParameter(
+            f"{text!r}: write K/N with 0 <= K < N, e.g. 0/2", param_hint="--shard"
+        )
+    return int(index), int(count)
 
 
 def _delivery(engine: Engine, specs: list[str]) -> OutboxDelivery:

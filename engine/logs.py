@@ -192,6 +192,21 @@ _LEVELS = {
 }
 
 
+class _CurrentStderr:
+    """Whatever ``sys.stderr`` is when a line is written, not when logging was configured: a
+    test runner or a CLI harness that swaps in a stream and later closes it must not leave the
+    process logging into a closed file."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+    def isatty(self) -> bool:
+        return sys.stderr.isatty()
+
+
 class _LaporStdlibHandler(logging.StreamHandler[TextIO]):
     """Marks the root handler we install, so reconfiguring replaces ours and no one else's."""
 
@@ -209,7 +224,7 @@ def configure_logging(
     number = _LEVELS.get(level.lower())
     if number is None:
         raise LaporError(f"unknown log level {level!r}; expected one of: {', '.join(_LEVELS)}")
-    out = stream if stream is not None else sys.stderr
+    out = stream if stream is not None else cast(TextIO, _CurrentStderr())
     as_json = not out.isatty() if json is None else json
 
     shared: list[Processor] = [

@@ -125,6 +125,12 @@ class EmbeddedRuntime:
     database when it is not among ``models``. ``observer`` sees every committed decision (and
     rejection) once, as the in-memory runtime's does. ``batch_size`` bounds ``advance_to``'s
     timer batches.
+
+    ``shard=(index, count)`` (SQLite) lets ``count`` processes share one database file, one
+    core each: this one fires only its shard's timers, and it reads and decides outside the
+    write lock, taking the lock only to write what it decided (version-checked, so a case another
+    process changed meanwhile is decided again). Without a shard a SQLite runtime decides inside
+    its write transaction, and processes take turns.
     """
 
     def __init__(
@@ -135,9 +141,20 @@ class EmbeddedRuntime:
         *,
         observer: Callable[[Decision], None] | None = None,
         batch_size: int = 1000,
+        shard: tuple[int, int] | None = None,
     ) -> None:
         if batch_size < 1:
             raise LaporError(f"batch_size must be >= 1, got {batch_size}")
+        if shard is not None:
+            index, count = shard
+            if not 0 <= index < count:
+                raise LaporError(f"shard must be (index, count) with 0 <= index < count: {shard}")
+            if store.is_postgres(engine):
+                raise LaporError(
+                    "shards are for SQLite; PostgreSQL workers already split the due timers "
+                    "(SKIP LOCKED)"
+                )
+        self.shard = shard
         self.engine = engine
         self.models: dict[str, Model] = {}
         self.clock = clock
@@ -349,9 +366,12 @@ class EmbeddedRuntime:
         call, after that decision's changes are visible.
         """
         with metrics.time_batch("timers"):
-            handled, decided = self._write(
-                lambda conn: self._fire_once(conn, now, limit), action="fire due timers"
-            )
+            if self._decides_outside_lock():
+                handled, decided = self._fire_sharded(now, limit)
+            else:
+                handled, decided = self._write(
+                    lambda conn: self._fire_once(conn, now, limit), action="fire due timers"
+                )
         self._report(decided)
         self._after_call(len(decided))
         return handled
@@ -439,10 +459,26 @@ class EmbeddedRuntime:
                         results[index] = outcome
             return [outcome for outcome in results if outcome is not None]
 
+    def _decides_outside_lock(self) -> bool:
+        # A session's transaction holds the lock anyway (and must see its own writes).
+        return self.shard is not None and self._session is None
+
     def _transact_commands(self, commands: list[Command], now: datetime) -> list[Outcome]:
-        return self._write(
-            lambda conn: self._execute_once(conn, commands, now), action="record decisions"
+        if not self._decides_outside_lock():
+            return self._write(
+                lambda conn: self._execute_once(conn, commands, now), action="record decisions"
+            )
+        # A ConcurrencyError or IntegrityViolationError from the write goes to ``_execute``,
+        # which decides the cases concerned again from what is committed now.
+        outcomes, batch = self._read(
+            lambda conn: self._decide_commands(conn, commands, now), action="decide"
         )
+        self._write(lambda conn: self._flush(conn, batch), action="record decisions")
+        return outcomes
+
+    def _flush(self, conn: Connection, batch: GroupCommit) -> None:
+        batch.flush(conn)
+        self._uncommitted = batch.written  # a retried transaction replaces, never appends
 
     def _decode(self, case_id: str, version: int, body: str) -> Case:
         cached = self._decoded.get((case_id, version))
@@ -462,6 +498,13 @@ class EmbeddedRuntime:
     def _execute_once(
         self, conn: Connection, commands: list[Command], now: datetime
     ) -> list[Outcome]:
+        outcomes, batch = self._decide_commands(conn, commands, now)
+        self._flush(conn, batch)
+        return outcomes
+
+    def _decide_commands(
+        self, conn: Connection, commands: list[Command], now: datetime
+    ) -> tuple[list[Outcome], GroupCommit]:
         self._uncommitted = []
         batch = GroupCommit()
         keys = [c.key for c in commands if c.key is not None]
@@ -486,9 +529,7 @@ class EmbeddedRuntime:
             if key is not None and outcome.decision.accepted:
                 keyed[key] = outcome
             outcomes.append(outcome)
-        batch.flush(conn)
-        self._uncommitted = batch.written  # a retried transaction replaces, never appends
-        return outcomes
+        return outcomes, batch
 
     def _after_load(self, conn: Connection, tracked: Mapping[str, PendingCase]) -> None:
         """A seam for tests: runs after a batch read its cases, before it decides and writes."""
@@ -536,15 +577,37 @@ class EmbeddedRuntime:
     def _fire_once(
         self, conn: Connection, now: datetime, limit: int
     ) -> tuple[int, list[tuple[str, Decision]]]:
+        handled, batch = self._decide_due(conn, now, limit)
+        self._flush(conn, batch)
+        return handled, batch.decided
+
+    def _fire_sharded(self, now: datetime, limit: int) -> tuple[int, list[tuple[str, Decision]]]:
+        handled, batch = self._read(
+            lambda conn: self._decide_due(conn, now, limit), action="claim due timers"
+        )
+        if not handled:
+            return 0, []
+        try:
+            self._write(lambda conn: self._flush(conn, batch), action="fire due timers")
+        except ConcurrencyError as exc:
+            # Another process changed one of these cases after we read it (a signal): decide
+            # this batch again inside the write lock, where nothing can change under us.
+            log.warning("runtime.conflict_retry", case_ids=list(exc.case_ids[:20]), timers=True)
+            return self._write(
+                lambda conn: self._fire_once(conn, now, limit), action="fire due timers"
+            )
+        return handled, batch.decided
+
+    def _decide_due(self, conn: Connection, now: datetime, limit: int) -> tuple[int, GroupCommit]:
         self._uncommitted = []
+        batch = GroupCommit()
         now_us = store.epoch_us(now)
-        claimed = store.claim_due(conn, now_us, limit, lock=self._postgres)
+        claimed = store.claim_due(conn, now_us, limit, lock=self._postgres, shard=self.shard)
         if not self.virtual:  # how late the most overdue timer fires (0 when none is due)
             lag_us = now_us - claimed[0].wake_us if claimed else 0
             metrics.timer_lag_seconds.set(max(0, lag_us) / 1e6)
         if not claimed:
-            return 0, []
-        batch = GroupCommit()
+            return 0, batch
         # Each case once per call, at its earliest timer (rows come ordered by wake). Which of
         # several timers waking together does not matter: the core settles every clock due by
         # then and records the canonical first lapse. Later ones come with the next call.
@@ -567,9 +630,7 @@ class EmbeddedRuntime:
                 batch.rows.stale_timer_deletes.append(
                     {"d_case": case_id, "d_clock": row.clock, "d_wake": row.wake_us}
                 )
-        batch.flush(conn)
-        self._uncommitted = batch.written
-        return len(earliest), batch.decided
+        return len(earliest), batch
 
     def _report(self, decided: list[tuple[str, Decision]]) -> None:
         """After commit: tell the observer and the metrics about each new decision, once."""

@@ -22,7 +22,16 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple, TypeVar
 
-from sqlalchemy import Connection, Engine, bindparam, create_engine, event, func, select
+from sqlalchemy import (
+    Connection,
+    Engine,
+    bindparam,
+    create_engine,
+    event,
+    func,
+    literal_column,
+    select,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
@@ -359,15 +368,36 @@ _ANY_DUE = select(timers.c.wake_us).where(timers.c.wake_us <= bindparam("now_us"
 _NEXT_WAKE = select(func.min(timers.c.wake_us))
 
 
-def claim_due(conn: Connection, now_us: int, limit: int, *, lock: bool) -> list[DueTimer]:
+# SQLite shards: a case belongs to shard ``rowid % count``. The rowid is SQLite's own key of the
+# case row, stable while the row lives; if a VACUUM renumbers rows, cases change shard, which
+# costs nothing but a version conflict or two (every write is version-checked).
+_DUE_IN_SHARD = _DUE.where(
+    literal_column("cases.rowid") % bindparam("shard_count") == bindparam("shard_index")
+)
+
+
+def claim_due(
+    conn: Connection,
+    now_us: int,
+    limit: int,
+    *,
+    lock: bool,
+    shard: tuple[int, int] | None = None,
+) -> list[DueTimer]:
     """The earliest timers waking at or before ``now_us``, each with its case row.
 
     ``lock`` (PostgreSQL): the case rows are locked ``FOR UPDATE SKIP LOCKED``: another worker's
     cases are skipped, not waited for, and everything that writes a case's timers holds that
     case's row lock first, so two workers never decide the same case and never deadlock.
+    ``shard`` (SQLite): ``(index, count)``, only the timers of that shard's cases.
     """
-    query = _DUE_LOCKED if lock else _DUE
-    return [DueTimer(*row) for row in conn.execute(query, {"now_us": now_us, "limit": limit})]
+    params: dict[str, int] = {"now_us": now_us, "limit": limit}
+    if shard is not None:
+        query = _DUE_IN_SHARD
+        params["shard_index"], params["shard_count"] = shard
+    else:
+        query = _DUE_LOCKED if lock else _DUE
+    return [DueTimer(*row) for row in conn.execute(query, params)]
 
 
 def any_due(conn: Connection, now_us: int) -> bool:

@@ -117,7 +117,9 @@ def _reap_workers() -> Iterator[None]:
             process.wait()
 
 
-def worker(url: str, log: Path | None, batch: int = 50) -> subprocess.Popen[bytes]:
+def worker(
+    url: str, log: Path | None, batch: int = 50, shard: str | None = None
+) -> subprocess.Popen[bytes]:
     command = [
         sys.executable,
         "-m",
@@ -131,6 +133,7 @@ def worker(url: str, log: Path | None, batch: int = 50) -> subprocess.Popen[byte
         str(batch),
         "--no-deliver",
         "--log-json",
+        *(["--shard", shard] if shard else []),
     ]
     process = subprocess.Popen(
         command,
@@ -223,6 +226,41 @@ def test_two_workers_never_double_fire(
     assert all(n > 0 for n in fired), f"one worker did nothing ({fired}); no concurrency tested"
 
     engine = store.open_engine(pg_url)
+    try:
+        assert_same_as_memory(engine, ids, memory)
+    finally:
+        engine.dispose()
+
+
+def test_sqlite_shards_fire_in_parallel_and_survive_a_sigkill(
+    tmp_path: Path, models: Mapping[str, Model]
+) -> None:
+    """Two ``lapor run --shard K/2`` on one SQLite file, one killed mid-run and restarted."""
+    url = f"sqlite:///{tmp_path / 'shards.db'}"
+    ids, memory = prepare(url, models, 2000)
+    logs = [tmp_path / "shard-0.log", tmp_path / "shard-1.log"]
+    first = worker(url, None, batch=25, shard="0/2")
+    second = worker(url, logs[1], batch=25, shard="1/2")
+    assert first.stderr is not None
+    for line in first.stderr:
+        if b'"run.batch"' in line:
+            break
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    restarted = worker(url, logs[0], batch=25, shard="0/2")
+    for process, log in zip((restarted, second), logs, strict=True):
+        assert process.wait(timeout=180) == 0, log.read_text()[-2000:]
+
+    fired = []
+    for log in logs:
+        stopped = [
+            json.loads(line) for line in log.read_text().splitlines() if '"run.stopped"' in line
+        ]
+        fired.append(stopped[-1]["fired"])
+    print(f"cases handled per shard: {fired}")
+    assert all(n > 0 for n in fired), f"a shard did nothing ({fired})"
+
+    engine = store.open_engine(url)
     try:
         assert_same_as_memory(engine, ids, memory)
     finally:

@@ -224,3 +224,18 @@ def test_redaction_stops_at_a_depth_limit_without_leaking() -> None:
     text = json.dumps(redact(deep))
 
     assert '"x"' not in text
+
+
+def test_default_stream_is_stderr_as_it_is_when_a_line_is_written(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    configured_under = io.StringIO()
+    monkeypatch.setattr("sys.stderr", configured_under)
+    configure_logging(json=True)
+    configured_under.close()  # as a test runner closes the stream it captured with
+    now = io.StringIO()
+    monkeypatch.setattr("sys.stderr", now)
+
+    structlog.get_logger("lapor").warning("runtime.conflict_retry", case_ids=["C1"])
+
+    assert json.loads(now.getvalue())["event"] == "runtime.conflict_retry"

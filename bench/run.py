@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import resource
 import subprocess
@@ -231,6 +232,113 @@ def timer_storm(folder: Path, clocks: int) -> dict[str, Any]:
     return {"clocks": clocks, "fired": fired, "fired_again": lapses - fired, "seconds": seconds}
 
 
+def _shard_lifecycles(
+    url: str, ids: list[str], batch: int, shard: tuple[int, int], barrier: Any, out: Any
+) -> None:
+    engine = store.open_engine(url)
+    runtime = EmbeddedRuntime(
+        engine, models(), VirtualClock(WIB_MORNING), batch_size=batch, shard=shard
+    )
+    mine = ids[shard[0] :: shard[1]]
+    barrier.wait()
+    now = WIB_MORNING
+    for chunk in range(0, len(mine), batch):
+        part = mine[chunk : chunk + batch]
+        runtime.start_many([StartRequest(c, "sp4n-lapor", COMPLAINT, {}) for c in part], now)
+    for step, (name, actor, data) in enumerate(LIFECYCLE, start=1):
+        now = WIB_MORNING + timedelta(hours=step)
+        signal = Signal(name, Actor.parse(actor), data)
+        for chunk in range(0, len(mine), batch):
+            decisions = runtime.signal_many([(c, signal) for c in mine[chunk : chunk + batch]], now)
+            assert all(d.accepted for d in decisions), decisions[0].rejection
+    engine.dispose()
+    out.put(len(mine) * 5)
+
+
+def _in_processes(target: Callable[..., None], count: int, *args: Any) -> tuple[float, list[Any]]:
+    """Run ``target(*args, (k, count), barrier, queue)`` in ``count`` forked processes; the
+    seconds from when all are ready until all are done, and what each put on the queue."""
+    context = multiprocessing.get_context("fork")
+    barrier = context.Barrier(count + 1)
+    queue = context.Queue()
+    processes = [
+        context.Process(target=target, args=(*args, (k, count), barrier, queue))
+        for k in range(count)
+    ]
+    for process in processes:
+        process.start()
+    barrier.wait()
+    began = time.perf_counter()
+    results = [queue.get() for _ in processes]
+    seconds = time.perf_counter() - began
+    for process in processes:
+        process.join()
+        if process.exitcode != 0:
+            raise SystemExit(f"a shard process failed (exit {process.exitcode})")
+    return seconds, results
+
+
+def lifecycle_throughput_sharded(
+    folder: Path, cases: int, batch: int, processes: int
+) -> dict[str, Any]:
+    """The same lifecycles, cases split over ``processes`` SQLite shards of one file."""
+    engine, url = fresh_engine(None, folder, "throughput-shards.db")
+    engine.dispose()
+    ids = [f"BENCH-{i:08d}" for i in range(cases)]
+    seconds, decided = _in_processes(_shard_lifecycles, processes, url, ids, batch)
+    return {"decisions": sum(decided), "seconds": seconds, "processes": processes}
+
+
+def _fire_shard(url: str, moment: datetime, shard: tuple[int, int], barrier: Any, out: Any) -> None:
+    lapses = 0
+
+    def count(decision: Any) -> None:
+        nonlocal lapses
+        lapses += sum(isinstance(e, Lapsed) for e in decision.effects)
+
+    engine = store.open_engine(url)
+    runtime = EmbeddedRuntime(
+        engine, models(), VirtualClock(WIB_MORNING), observer=count, batch_size=2000, shard=shard
+    )
+    barrier.wait()
+    runtime.advance_to(moment)
+    engine.dispose()
+    out.put(lapses)
+
+
+def timer_storm_sharded(folder: Path, clocks: int, processes: int) -> dict[str, Any]:
+    """The timer storm fired by ``processes`` SQLite shards (``lapor run --shard K/N``)."""
+    engine, url = fresh_engine(None, folder, "storm-shards.db")
+    runtime = EmbeddedRuntime(engine, models(), VirtualClock(WIB_MORNING), batch_size=2000)
+    ids = [f"STORM-{i:08d}" for i in range(clocks)]
+    for chunk in range(0, clocks, 2000):
+        runtime.start_many(
+            [StartRequest(c, "sp4n-lapor", COMPLAINT, {}) for c in ids[chunk : chunk + 2000]],
+            WIB_MORNING,
+        )
+    due = runtime.case(ids[0]).next_due
+    assert due is not None
+    engine.dispose()
+    seconds, lapses = _in_processes(_fire_shard, processes, url, due + timedelta(seconds=1))
+    again: list[int] = []
+    engine = store.open_engine(url)
+    checker = EmbeddedRuntime(
+        engine,
+        models(),
+        VirtualClock(due + timedelta(seconds=1)),
+        observer=lambda d: again.append(sum(isinstance(e, Lapsed) for e in d.effects)),
+    )
+    checker.advance_to(due + timedelta(seconds=2))  # nothing may be left to fire
+    engine.dispose()
+    return {
+        "clocks": clocks,
+        "processes": processes,
+        "fired": sum(lapses),
+        "fired_again": sum(again),
+        "seconds": seconds,
+    }
+
+
 def national_year(complaints: int) -> dict[str, Any]:
     """``lapor demo --complaints N`` in a subprocess: wall time and peak RSS."""
     with tempfile.TemporaryDirectory() as folder:
@@ -301,6 +409,9 @@ def main() -> None:
     parser.add_argument("--storm", type=int, default=100_000, help="clocks due at one instant")
     parser.add_argument("--spiff-cases", type=int, default=300)
     parser.add_argument(
+        "--processes", type=int, default=2, help="SQLite shards for the parallel figures"
+    )
+    parser.add_argument(
         "--postgres", metavar="URL", help="a scratch PostgreSQL database URL, or 'auto'"
     )
     parser.add_argument("--national", action="store_true", help="also the 1M-complaint demo")
@@ -317,11 +428,21 @@ def main() -> None:
             "SQLite bare Core inserts",
             lambda: bare_insert_limit(None, folder, ours["decisions"], args.batch, ours["rows"]),
         )
+        sharded = timed(
+            f"SQLite end to end, {args.processes} shard processes",
+            lambda: lifecycle_throughput_sharded(folder, args.cases, args.batch, args.processes),
+        )
         results["sqlite"] = {
             "decisions_per_s": ours["decisions"] / ours["seconds"],
             "bare_decision_rows_per_s": bare["decisions_equivalent"] / bare["seconds"],
             "ratio_to_bare": bare["seconds"] / ours["seconds"],
             "rows": ours["rows"],
+            "sharded": {
+                "processes": args.processes,
+                "decisions_per_s": sharded["decisions"] / sharded["seconds"],
+                "ratio_to_bare": (sharded["decisions"] / sharded["seconds"])
+                / (bare["decisions_equivalent"] / bare["seconds"]),
+            },
         }
         if args.postgres == "auto":
             server = _durable_postgres()
@@ -349,8 +470,14 @@ def main() -> None:
         results["spiffworkflow"] = {
             "steps_per_s": spiff["steps_per_s"],
             "ours_ratio": results["sqlite"]["decisions_per_s"] / spiff["steps_per_s"],
+            "ours_sharded_ratio": results["sqlite"]["sharded"]["decisions_per_s"]
+            / spiff["steps_per_s"],
         }
         results["timer_storm"] = timed("timer storm", lambda: timer_storm(folder, args.storm))
+        results["timer_storm_sharded"] = timed(
+            f"timer storm, {args.processes} shard processes",
+            lambda: timer_storm_sharded(folder, args.storm, args.processes),
+        )
     if args.national:
         results["national_year"] = timed("1M-complaint demo", lambda: national_year(1_000_000))
     print(json.dumps(results, indent=2))

@@ -67,22 +67,27 @@ def fresh_engine(url: str | None, folder: Path, name: str) -> tuple[Engine, str]
     return store.open_engine(url), url
 
 
+def _run_lifecycles(runtime: EmbeddedRuntime, ids: list[str], batch: int) -> None:
+    """Start ``ids``, then take each through the four signals, ``batch`` cases a call."""
+    now = WIB_MORNING
+    for chunk in range(0, len(ids), batch):
+        part = ids[chunk : chunk + batch]
+        runtime.start_many([StartRequest(c, "sp4n-lapor", COMPLAINT, {}) for c in part], now)
+    for step, (name, actor, data) in enumerate(LIFECYCLE, start=1):
+        now = WIB_MORNING + timedelta(hours=step)
+        signal = Signal(name, Actor.parse(actor), data)
+        for chunk in range(0, len(ids), batch):
+            decisions = runtime.signal_many([(c, signal) for c in ids[chunk : chunk + batch]], now)
+            assert all(d.accepted for d in decisions), decisions[0].rejection
+
+
 def lifecycle_throughput(url: str | None, folder: Path, cases: int, batch: int) -> dict[str, Any]:
     """Five decisions per case (start + four signals), group-committed ``batch`` at a time."""
     engine, _ = fresh_engine(url, folder, "throughput.db")
     runtime = EmbeddedRuntime(engine, models(), VirtualClock(WIB_MORNING), batch_size=batch)
     ids = [f"BENCH-{i:08d}" for i in range(cases)]
     began = time.perf_counter()
-    now = WIB_MORNING
-    for chunk in range(0, cases, batch):
-        part = ids[chunk : chunk + batch]
-        runtime.start_many([StartRequest(c, "sp4n-lapor", COMPLAINT, {}) for c in part], now)
-    for step, (name, actor, data) in enumerate(LIFECYCLE, start=1):
-        now = WIB_MORNING + timedelta(hours=step)
-        signal = Signal(name, Actor.parse(actor), data)
-        for chunk in range(0, cases, batch):
-            decisions = runtime.signal_many([(c, signal) for c in ids[chunk : chunk + batch]], now)
-            assert all(d.accepted for d in decisions), decisions[0].rejection
+    _run_lifecycles(runtime, ids, batch)
     seconds = time.perf_counter() - began
     rows = _row_counts(engine)
     engine.dispose()
@@ -204,6 +209,19 @@ def bare_insert_limit(
     return {"decisions_equivalent": decisions, "seconds": seconds}
 
 
+def _storm_cases(runtime: EmbeddedRuntime, clocks: int) -> datetime:
+    """Start ``clocks`` cases at one instant; the deadline they all share."""
+    ids = [f"STORM-{i:08d}" for i in range(clocks)]
+    for chunk in range(0, clocks, 2000):
+        runtime.start_many(
+            [StartRequest(c, "sp4n-lapor", COMPLAINT, {}) for c in ids[chunk : chunk + 2000]],
+            WIB_MORNING,
+        )
+    due = runtime.case(ids[0]).next_due
+    assert due is not None
+    return due
+
+
 def timer_storm(folder: Path, clocks: int) -> dict[str, Any]:
     """``clocks`` verification deadlines ending at the same 23:59:59; all must fire, once each."""
     engine, _ = fresh_engine(None, folder, "storm.db")
@@ -215,14 +233,7 @@ def timer_storm(folder: Path, clocks: int) -> dict[str, Any]:
 
     clock = VirtualClock(WIB_MORNING)
     runtime = EmbeddedRuntime(engine, models(), clock, observer=count, batch_size=2000)
-    ids = [f"STORM-{i:08d}" for i in range(clocks)]
-    for chunk in range(0, clocks, 2000):
-        runtime.start_many(
-            [StartRequest(c, "sp4n-lapor", COMPLAINT, {}) for c in ids[chunk : chunk + 2000]],
-            WIB_MORNING,
-        )
-    due = runtime.case(ids[0]).next_due
-    assert due is not None
+    due = _storm_cases(runtime, clocks)
     began = time.perf_counter()
     runtime.advance_to(due + timedelta(seconds=1))
     seconds = time.perf_counter() - began
@@ -241,16 +252,7 @@ def _shard_lifecycles(
     )
     mine = ids[shard[0] :: shard[1]]
     barrier.wait()
-    now = WIB_MORNING
-    for chunk in range(0, len(mine), batch):
-        part = mine[chunk : chunk + batch]
-        runtime.start_many([StartRequest(c, "sp4n-lapor", COMPLAINT, {}) for c in part], now)
-    for step, (name, actor, data) in enumerate(LIFECYCLE, start=1):
-        now = WIB_MORNING + timedelta(hours=step)
-        signal = Signal(name, Actor.parse(actor), data)
-        for chunk in range(0, len(mine), batch):
-            decisions = runtime.signal_many([(c, signal) for c in mine[chunk : chunk + batch]], now)
-            assert all(d.accepted for d in decisions), decisions[0].rejection
+    _run_lifecycles(runtime, mine, batch)
     engine.dispose()
     out.put(len(mine) * 5)
 
@@ -309,15 +311,7 @@ def _fire_shard(url: str, moment: datetime, shard: tuple[int, int], barrier: Any
 def timer_storm_sharded(folder: Path, clocks: int, processes: int) -> dict[str, Any]:
     """The timer storm fired by ``processes`` SQLite shards (``lapor run --shard K/N``)."""
     engine, url = fresh_engine(None, folder, "storm-shards.db")
-    runtime = EmbeddedRuntime(engine, models(), VirtualClock(WIB_MORNING), batch_size=2000)
-    ids = [f"STORM-{i:08d}" for i in range(clocks)]
-    for chunk in range(0, clocks, 2000):
-        runtime.start_many(
-            [StartRequest(c, "sp4n-lapor", COMPLAINT, {}) for c in ids[chunk : chunk + 2000]],
-            WIB_MORNING,
-        )
-    due = runtime.case(ids[0]).next_due
-    assert due is not None
+    due = _storm_cases(EmbeddedRuntime(engine, models(), VirtualClock(WIB_MORNING)), clocks)
     engine.dispose()
     seconds, lapses = _in_processes(_fire_shard, processes, url, due + timedelta(seconds=1))
     again: list[int] = []

@@ -155,6 +155,12 @@ def _decided(url: str) -> int:
         engine.dispose()
 
 
+def fired_by(log: Path) -> int:
+    """How many cases the worker that wrote ``log`` handled, from its last run.stopped line."""
+    stopped = [json.loads(line) for line in log.read_text().splitlines() if '"run.stopped"' in line]
+    return int(stopped[-1]["fired"])
+
+
 def assert_same_as_memory(engine: Engine, ids: list[str], memory: MemoryRuntime) -> None:
     reader = EmbeddedRuntime(engine, {}, VirtualClock(T0))
     for case_id in ids:
@@ -216,12 +222,7 @@ def test_two_workers_never_double_fire(
     for process, log in zip(workers, logs, strict=True):
         assert process.wait(timeout=180) == 0, log.read_text()[-2000:]
 
-    fired = []
-    for log in logs:
-        stopped = [
-            json.loads(line) for line in log.read_text().splitlines() if '"run.stopped"' in line
-        ]
-        fired.append(stopped[-1]["fired"])
+    fired = [fired_by(log) for log in logs]
     print(f"cases handled per worker: {fired}")
     assert all(n > 0 for n in fired), f"one worker did nothing ({fired}); no concurrency tested"
 
@@ -251,12 +252,7 @@ def test_sqlite_shards_fire_in_parallel_and_survive_a_sigkill(
     for process, log in zip((restarted, second), logs, strict=True):
         assert process.wait(timeout=180) == 0, log.read_text()[-2000:]
 
-    fired = []
-    for log in logs:
-        stopped = [
-            json.loads(line) for line in log.read_text().splitlines() if '"run.stopped"' in line
-        ]
-        fired.append(stopped[-1]["fired"])
+    fired = [fired_by(log) for log in logs]
     print(f"cases handled per shard: {fired}")
     assert all(n > 0 for n in fired), f"a shard did nothing ({fired})"
 

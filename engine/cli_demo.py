@@ -26,6 +26,14 @@ def register(app: typer.Typer) -> None:
         memory: Annotated[
             bool, typer.Option("--memory", help="Run on the in-memory runtime instead (no DB).")
         ] = False,
+        processes: Annotated[
+            int,
+            typer.Option(
+                min=1,
+                help="SQLite: split the cases over this many processes (one per core), "
+                "one database file. The report is the same.",
+            ),
+        ] = 1,
     ) -> None:
         """Run a synthetic national stream of complaints on a virtual clock and report on it."""
         from engine.cli import _project_root
@@ -33,22 +41,32 @@ def register(app: typer.Typer) -> None:
         from engine.demo import DEMO_END, DEMO_START, DemoRuntime, DemoStats, run_demo
         from engine.demo_population import Population
         from engine.demo_report import render_report
+        from engine.demo_shards import run_sharded_demo
         from engine.runtime.clock import VirtualClock
         from engine.runtime.collector import tune_for_long_runs
 
         if complaints < 1:
             raise typer.BadParameter("give at least one complaint", param_hint="--complaints")
+        if processes > 1 and (memory or not db.startswith("sqlite")):
+            raise typer.BadParameter(
+                "shard processes are for an SQLite file (PostgreSQL needs none)",
+                param_hint="--processes",
+            )
         root = _project_root()
         models = load_models(root / "workflows", root / "policies")
         stats = DemoStats(complaints)
         clock = VirtualClock(DEMO_START)
-        runtime: DemoRuntime
+        runtime: DemoRuntime | None
         session: AbstractContextManager[Any]
         if memory:
             from engine.runtime.memory import MemoryRuntime
 
             runtime = MemoryRuntime(models, clock, observer=stats.observe)
             session = nullcontext()
+        elif processes > 1:
+            # Tables and definitions here; each shard process opens its own connections.
+            _embedded(db, models, clock, stats).engine.dispose()
+            runtime, session = None, nullcontext()
         else:
             embedded = _embedded(db, models, clock, stats)
             # One writer on a virtual clock: share transactions across slots (see session());
@@ -72,15 +90,21 @@ def register(app: typer.Typer) -> None:
         ):
             task = progress.add_task("demo", total=span, day="", decisions=0)
 
-            def show(moment: datetime) -> None:
+            def show(moment: datetime, decisions: int | None = None) -> None:
                 progress.update(
                     task,
                     completed=(moment - DEMO_START).total_seconds(),
                     day=f"{moment:%d %b %Y}",
-                    decisions=stats.decisions,
+                    decisions=stats.decisions if decisions is None else decisions,
                 )
 
-            run_demo(runtime, Population(complaints, DEMO_START, seed=seed), progress=show)
+            population = Population(complaints, DEMO_START, seed=seed)
+            peaks: list[float] = []
+            if runtime is None:
+                sharded = run_sharded_demo(db, models, population, processes, progress=show)
+                stats, peaks = sharded.stats, sharded.peak_rss_mib
+            else:
+                run_demo(runtime, population, progress=show)
         elapsed = time.perf_counter() - began
         render_report(
             stats,
@@ -88,6 +112,12 @@ def register(app: typer.Typer) -> None:
             elapsed_s=elapsed,
             console=Console(),
         )
+        if peaks:
+            typer.echo(
+                f"{processes} shard processes, peak RSS "
+                + " + ".join(f"{peak:.0f}" for peak in peaks)
+                + " MiB"
+            )
         if not memory:
             typer.echo(
                 f"Inspect any case: lapor status LAPOR-DEMO-{1:08d} --db {db}   "

@@ -14,13 +14,13 @@ import heapq
 import statistics
 from array import array
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from engine.core import Decision
-from engine.demo_population import Complaint, Population, ScriptedSignal
+from engine.demo_population import Complaint, ScriptedSignal
 from engine.events import Actor, Closed, Escalated, Lapsed, Routed, Signal
 
 __all__ = ["DemoRuntime", "DemoStats", "StartRequest", "run_demo"]
@@ -112,6 +112,20 @@ class DemoStats:
                 closed_at = datetime.fromisoformat(record.at).timestamp()
                 self.close_days.append((closed_at - self.opened[index]) / 86400)
 
+    @classmethod
+    def merged(cls, parts: Sequence[DemoStats]) -> DemoStats:
+        """One fold from the folds of disjoint sets of cases (the demo's shard processes)."""
+        total = cls(parts[0].complaints)
+        for part in parts:
+            total.decisions += part.decisions
+            for name in _COUNTERS:
+                getattr(total, name).update(getattr(part, name))
+            total.close_days.extend(part.close_days)
+            for index, opened in enumerate(part.opened):
+                if opened:
+                    total.opened[index] = opened
+        return total
+
     def on_time_rate(self, clock: str) -> float:
         started = self.clocks_started[clock]
         return 1.0 - self.clocks_lapsed[clock] / started if started else 1.0
@@ -130,6 +144,20 @@ class DemoStats:
         return sorted(rows, key=lambda row: (row[2], row[3]), reverse=True)[:count]
 
 
+_COUNTERS = (  # every Counter of DemoStats: tests/runtime/test_demo.py merges them all
+    "rejections",
+    "clocks_started",
+    "clocks_lapsed",
+    "escalations",
+    "outcomes",
+    "channels",
+    "zones",
+    "agency_cases",
+    "agency_late",
+    "agency_referred",
+)
+
+
 def _case_index(case_id: str) -> int:
     return int(case_id.rsplit("-", 1)[1])
 
@@ -143,7 +171,7 @@ def _slot(moment: datetime) -> datetime:
 
 def run_demo(
     runtime: DemoRuntime,
-    population: Population,
+    population: Iterable[Complaint],
     *,
     workflow: str = "sp4n-lapor",
     until: datetime = DEMO_END,

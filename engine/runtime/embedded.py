@@ -127,10 +127,10 @@ class EmbeddedRuntime:
     timer batches.
 
     ``shard=(index, count)`` (SQLite) lets ``count`` processes share one database file, one
-    core each: this one fires only its shard's timers, and it reads and decides outside the
-    write lock, taking the lock only to write what it decided (version-checked, so a case another
-    process changed meanwhile is decided again). Without a shard a SQLite runtime decides inside
-    its write transaction, and processes take turns.
+    core each: this one fires only the timers of its shard's cases (``store.shard_of``), and it
+    reads and decides outside the write lock, taking the lock only to write what it decided
+    (version-checked, so a case another process changed meanwhile is decided again). Without a
+    shard a SQLite runtime decides inside its write transaction, and processes take turns.
     """
 
     def __init__(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from sqlalchemy import func, select
 
 from engine.demo import DEMO_END, DEMO_START, DemoStats, run_demo
 from engine.demo_population import Population
+from engine.demo_shards import run_sharded_demo
 from engine.history import replay
 from engine.migrations import upgrade
 from engine.model import Model
@@ -30,16 +32,15 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _folded(stats: DemoStats) -> dict[str, object]:
+    counters = {
+        name: dict(value) for name, value in vars(stats).items() if isinstance(value, Counter)
+    }
+    assert len(counters) == 10, "a Counter was added to DemoStats: add it to _COUNTERS too"
     return {
+        **counters,
         "decisions": stats.decisions,
-        "rejections": dict(stats.rejections),
-        "clocks_started": dict(stats.clocks_started),
-        "clocks_lapsed": dict(stats.clocks_lapsed),
-        "escalations": dict(stats.escalations),
-        "outcomes": dict(stats.outcomes),
-        "channels": dict(stats.channels),
-        "agency_cases": dict(stats.agency_cases),
         "close_days": sorted(stats.close_days),  # observers hear batches in different orders
+        "opened": list(stats.opened),
     }
 
 
@@ -68,6 +69,39 @@ def test_the_demo_folds_to_the_same_report_in_memory_and_on_sqlite(
         assert conn.scalar(select(func.count()).select_from(history)) == on_disk.decisions
     first = "LAPOR-DEMO-00000001"
     assert replay(runtime.model_of(first), runtime.history(first)).ok
+    engine.dispose()
+
+
+def test_shard_processes_on_one_sqlite_file_fold_to_the_same_report(
+    models: Mapping[str, Model], tmp_path: Path
+) -> None:
+    in_memory = DemoStats(COMPLAINTS)
+    run_demo(
+        MemoryRuntime(models, VirtualClock(DEMO_START), observer=in_memory.observe),
+        Population(COMPLAINTS, DEMO_START, seed=7),
+    )
+    url = f"sqlite:///{tmp_path / 'shards.db'}"
+    upgrade(url)
+    EmbeddedRuntime(store.open_engine(url), models, VirtualClock(DEMO_START)).engine.dispose()
+    reported: list[int] = []
+
+    run = run_sharded_demo(
+        url,
+        models,
+        Population(COMPLAINTS, DEMO_START, seed=7),
+        2,
+        progress=lambda moment, decisions: reported.append(decisions),
+    )
+
+    assert _folded(run.stats) == _folded(in_memory)
+    assert len(run.peak_rss_mib) == 2 and reported
+    engine = store.open_engine(url)
+    reader = EmbeddedRuntime(engine, {}, VirtualClock(DEMO_START))
+    with engine.connect() as conn:
+        assert conn.scalar(select(func.count()).select_from(history)) == in_memory.decisions
+    for number in range(1, COMPLAINTS + 1, 37):
+        case_id = f"LAPOR-DEMO-{number:08d}"
+        assert replay(reader.model_of(case_id), reader.history(case_id)).ok
     engine.dispose()
 
 

@@ -1,0 +1,117 @@
+"""``lapor demo --processes N``: the demo on N cores, one SQLite file, one shard of cases each.
+
+Each forked process drives the complaints of shard ``k`` of ``N`` (``store.shard_of``) through
+its own runtime with ``shard=(k, N)``: it fires only those cases' timers and decides outside
+the write lock (see ``EmbeddedRuntime``). Cases never interact, so every case's history is the
+one a single process records; the statistics are folded per process and merged, and the report
+is the single-process report.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import resource
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from engine.demo import DEMO_START, DemoStats, run_demo
+from engine.demo_population import Complaint, Population
+from engine.model import Model
+
+__all__ = ["ShardedRun", "run_sharded_demo"]
+
+_POLL_S = 0.2
+
+
+@dataclass(frozen=True)
+class ShardedRun:
+    stats: DemoStats
+    peak_rss_mib: list[float]  # per shard process
+
+
+def run_sharded_demo(
+    url: str,
+    models: Mapping[str, Model],
+    population: Population,
+    processes: int,
+    progress: Callable[[datetime, int], None] | None = None,
+) -> ShardedRun:
+    """Run ``population`` in ``processes`` forked shards against the migrated database ``url``.
+
+    ``progress(moment, decisions)`` is called in this process while they run: the virtual time
+    every shard has reached, and the decisions made so far.
+    """
+    context = multiprocessing.get_context("fork")
+    reached = context.Array("d", [DEMO_START.timestamp()] * processes)
+    decided = context.Array("q", [0] * processes)
+    results = context.Queue()
+    shards = [
+        context.Process(
+            target=_shard,
+            args=(url, models, population, (k, processes), reached, decided, results),
+            name=f"lapor-demo-shard-{k}",
+        )
+        for k in range(processes)
+    ]
+    for shard in shards:
+        shard.start()
+    collected: dict[int, tuple[DemoStats, float]] = {}
+    while len(collected) < processes:
+        while not results.empty():
+            index, stats, peak = results.get()
+            collected[index] = (stats, peak)
+        if any(s.exitcode not in (None, 0) for s in shards):
+            for shard in shards:
+                shard.kill()
+            raise RuntimeError("a demo shard process failed; see its error above")
+        if progress is not None:
+            moment = datetime.fromtimestamp(min(reached[:]), tz=UTC)
+            progress(moment, sum(decided[:]))
+        time.sleep(_POLL_S)
+    for shard in shards:
+        shard.join()
+    merged = DemoStats.merged([collected[k][0] for k in range(processes)])
+    return ShardedRun(merged, [collected[k][1] for k in range(processes)])
+
+
+def _shard(
+    url: str,
+    models: Mapping[str, Model],
+    population: Population,
+    shard: tuple[int, int],
+    reached: Any,
+    decided: Any,
+    results: Any,
+) -> None:
+    from engine.runtime.clock import VirtualClock
+    from engine.runtime.embedded import EmbeddedRuntime
+    from engine.runtime.store import open_engine
+
+    index, count = shard
+    stats = DemoStats(population.count)
+    engine = open_engine(url)
+    runtime = EmbeddedRuntime(
+        engine, models, VirtualClock(DEMO_START), observer=stats.observe, shard=shard
+    )
+
+    def show(moment: datetime) -> None:
+        reached[index] = moment.timestamp()
+        decided[index] = stats.decisions
+
+    run_demo(runtime, _every(population, index, count), progress=show)
+    engine.dispose()
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    results.put((index, stats, peak_mib))
+
+
+def _every(population: Population, index: int, count: int) -> Iterator[Complaint]:
+    """The complaints of shard ``index`` (``shard_of``: whose timers this process fires). Each
+    process generates the whole seeded stream, so a complaint is the same wherever it runs."""
+    from engine.runtime.store import shard_of
+
+    for complaint in population:
+        if shard_of(complaint.case_id, count) == index:
+            yield complaint

@@ -250,7 +250,7 @@ def _shard_lifecycles(
     runtime = EmbeddedRuntime(
         engine, models(), VirtualClock(WIB_MORNING), batch_size=batch, shard=shard
     )
-    mine = ids[shard[0] :: shard[1]]
+    mine = [c for c in ids if store.shard_of(c, shard[1]) == shard[0]]
     barrier.wait()
     _run_lifecycles(runtime, mine, batch)
     engine.dispose()

@@ -101,7 +101,8 @@ def register(app: typer.Typer) -> None:
             population = Population(complaints, DEMO_START, seed=seed)
             peaks: list[float] = []
             if runtime is None:
-                sharded = run_sharded_demo(db, models, population, processes, progress=show)
+                sources = (root / "workflows", root / "policies")
+                sharded = run_sharded_demo(db, sources, population, processes, progress=show)
                 stats, peaks = sharded.stats, sharded.peak_rss_mib
             else:
                 run_demo(runtime, population, progress=show)

@@ -104,10 +104,12 @@ def from_epoch_us(value: int) -> datetime:
 # --- engine and transactions ------------------------------------------------------------------
 
 
-def open_engine(url: str) -> Engine:
+def open_engine(url: str, *, durable: bool = True) -> Engine:
     """An Engine for ``url``: ``sqlite:///path.db`` or ``postgresql+psycopg://user@host/db``.
 
     ``postgresql://`` and ``postgres://`` are taken to mean the psycopg 3 driver we ship with.
+    ``durable=False`` (SQLite, for simulations only): ``synchronous=NORMAL``, no fsync per
+    commit; a crash keeps the file consistent but may lose the last commits.
     """
     for prefix in ("postgresql://", "postgres://"):
         if url.startswith(prefix):
@@ -117,7 +119,7 @@ def open_engine(url: str) -> Engine:
             # Named parameters, like psycopg's pyformat, take dicts: one precompiled statement
             # text serves executemany on both databases (see ``_executemany``).
             engine = create_engine(url, paramstyle="named")
-            _configure_sqlite(engine)
+            _configure_sqlite(engine, durable)
         else:
             engine = create_engine(url, pool_pre_ping=True)
     except (SQLAlchemyError, ImportError, ValueError) as exc:
@@ -125,7 +127,7 @@ def open_engine(url: str) -> Engine:
     return engine
 
 
-def _configure_sqlite(engine: Engine) -> None:
+def _configure_sqlite(engine: Engine, durable: bool) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # pysqlite's own transaction handling issues a deferred BEGIN lazily and COMMITs before
@@ -133,7 +135,7 @@ def _configure_sqlite(engine: Engine) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         # 64 MiB of page cache instead of SQLite's 2 MiB: case updates and history inserts land

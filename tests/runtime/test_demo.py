@@ -87,7 +87,7 @@ def test_shard_processes_on_one_sqlite_file_fold_to_the_same_report(
 
     run = run_sharded_demo(
         url,
-        models,
+        (ROOT / "workflows", ROOT / "policies"),
         Population(COMPLAINTS, DEMO_START, seed=7),
         2,
         progress=lambda moment, decisions: reported.append(decisions),

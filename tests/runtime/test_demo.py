@@ -44,14 +44,20 @@ def _folded(stats: DemoStats) -> dict[str, object]:
     }
 
 
+def memory_fold(models: Mapping[str, Model]) -> DemoStats:
+    """The reference: the population run on the in-memory runtime."""
+    stats = DemoStats(COMPLAINTS)
+    run_demo(
+        MemoryRuntime(models, VirtualClock(DEMO_START), observer=stats.observe),
+        Population(COMPLAINTS, DEMO_START, seed=7),
+    )
+    return stats
+
+
 def test_the_demo_folds_to_the_same_report_in_memory_and_on_sqlite(
     models: Mapping[str, Model], tmp_path: Path
 ) -> None:
-    in_memory = DemoStats(COMPLAINTS)
-    run_demo(
-        MemoryRuntime(models, VirtualClock(DEMO_START), observer=in_memory.observe),
-        Population(COMPLAINTS, DEMO_START, seed=7),
-    )
+    in_memory = memory_fold(models)
 
     url = f"sqlite:///{tmp_path / 'demo.db'}"
     upgrade(url)
@@ -75,11 +81,7 @@ def test_the_demo_folds_to_the_same_report_in_memory_and_on_sqlite(
 def test_shard_processes_on_one_sqlite_file_fold_to_the_same_report(
     models: Mapping[str, Model], tmp_path: Path
 ) -> None:
-    in_memory = DemoStats(COMPLAINTS)
-    run_demo(
-        MemoryRuntime(models, VirtualClock(DEMO_START), observer=in_memory.observe),
-        Population(COMPLAINTS, DEMO_START, seed=7),
-    )
+    in_memory = memory_fold(models)
     url = f"sqlite:///{tmp_path / 'shards.db'}"
     upgrade(url)
     EmbeddedRuntime(store.open_engine(url), models, VirtualClock(DEMO_START)).engine.dispose()

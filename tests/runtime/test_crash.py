@@ -161,7 +161,15 @@ def fired_by(log: Path) -> int:
     return int(stopped[-1]["fired"])
 
 
-def assert_same_as_memory(engine: Engine, ids: list[str], memory: MemoryRuntime) -> None:
+def assert_same_as_memory(url: str, ids: list[str], memory: MemoryRuntime) -> None:
+    engine = store.open_engine(url)
+    try:
+        _assert_same_as_memory(engine, ids, memory)
+    finally:
+        engine.dispose()
+
+
+def _assert_same_as_memory(engine: Engine, ids: list[str], memory: MemoryRuntime) -> None:
     reader = EmbeddedRuntime(engine, {}, VirtualClock(T0))
     for case_id in ids:
         records = reader.history(case_id)
@@ -206,11 +214,7 @@ def test_sla_lapses_escalate_once_across_repeated_sigkills(
     final = worker(url, log)
     assert final.wait(timeout=120) == 0, log.read_text()[-2000:]
 
-    engine = store.open_engine(url)
-    try:
-        assert_same_as_memory(engine, ids, memory)
-    finally:
-        engine.dispose()
+    assert_same_as_memory(url, ids, memory)
 
 
 def test_two_workers_never_double_fire(
@@ -226,11 +230,7 @@ def test_two_workers_never_double_fire(
     print(f"cases handled per worker: {fired}")
     assert all(n > 0 for n in fired), f"one worker did nothing ({fired}); no concurrency tested"
 
-    engine = store.open_engine(pg_url)
-    try:
-        assert_same_as_memory(engine, ids, memory)
-    finally:
-        engine.dispose()
+    assert_same_as_memory(pg_url, ids, memory)
 
 
 def test_sqlite_shards_fire_in_parallel_and_survive_a_sigkill(
@@ -256,11 +256,7 @@ def test_sqlite_shards_fire_in_parallel_and_survive_a_sigkill(
     print(f"cases handled per shard: {fired}")
     assert all(n > 0 for n in fired), f"a shard did nothing ({fired})"
 
-    engine = store.open_engine(url)
-    try:
-        assert_same_as_memory(engine, ids, memory)
-    finally:
-        engine.dispose()
+    assert_same_as_memory(url, ids, memory)
 
 
 def test_run_on_the_wall_clock_serves_metrics_and_stops_cleanly_on_sigterm(

@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, delete, func, insert, select
+from sqlalchemy import Engine, bindparam, func, insert, select
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -105,8 +105,9 @@ def _row_counts(engine: Engine) -> dict[str, int]:
 def bare_insert_limit(
     url: str | None, folder: Path, decisions: int, batch: int, rows: dict[str, int]
 ) -> dict[str, Any]:
-    """The storage limit: the same numbers of history, outbox and case rows (plus timer churn),
-    written by bare SQLAlchemy Core executemany with the same batching, no engine logic at all."""
+    """The storage limit: the same numbers of history, outbox and case rows (each case row with
+    its next deadline, as the runtime's), written by bare SQLAlchemy Core executemany with the
+    same batching, no engine logic at all."""
     engine, _ = fresh_engine(url, folder, "bare.db")
     body = json.dumps({"pad": "x" * 600})
     history_row = dict(
@@ -142,6 +143,7 @@ def bare_insert_limit(
                     "status": "s",
                     "region": "ID-JK",
                     "escalation_level": 0,
+                    "next_due_us": 1_000_000 * (i + step),  # the case row is its timer
                     "opened_us": 0,
                     "seq": step + 1,
                     "head": "h" * 64,
@@ -159,31 +161,25 @@ def bare_insert_limit(
                     tables.cases.update()
                     .where(tables.cases.c.id == bindparam("b_id"))
                     .values(
-                        seq=bindparam("seq"), version=bindparam("version"), body=bindparam("body")
+                        seq=bindparam("seq"),
+                        version=bindparam("version"),
+                        next_due_us=bindparam("next_due_us"),
+                        body=bindparam("body"),
                     ),
                     [
-                        {"b_id": r["id"], "seq": r["seq"], "version": r["version"], "body": body}
+                        {
+                            "b_id": r["id"],
+                            "seq": r["seq"],
+                            "version": r["version"],
+                            "next_due_us": r["next_due_us"],
+                            "body": body,
+                        }
                         for r in later
                     ],
                 )
             conn.execute(
                 insert(tables.history),
                 [{**history_row, "case_id": f"C{i}", "seq": step + 1} for i, step in part],
-            )
-            conn.execute(
-                delete(tables.timers).where(tables.timers.c.case_id.in_([f"C{i}" for i, _ in part]))
-            )
-            conn.execute(
-                insert(tables.timers),
-                [
-                    {
-                        "case_id": f"C{i}",
-                        "clock": "c",
-                        "due_at": "x",
-                        "wake_us": 1,
-                    }
-                    for i, step in part
-                ],
             )
             outbox_rows = []
             for i, step in part:

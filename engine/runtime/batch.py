@@ -14,15 +14,14 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, select
-from sqlalchemy.dialects import postgresql, sqlite
 
 from engine.canonical import canonical_json, compact_json
 from engine.case import Case
-from engine.core import Decision, wake_at
+from engine.core import Decision
 from engine.records import HistoryRecord
 from engine.runtime.errors import ConcurrencyError
 from engine.runtime.store import chunks, epoch_us
-from engine.runtime.tables import cases, history, idempotency_keys, outbox, reporters, timers
+from engine.runtime.tables import cases, history, idempotency_keys, outbox, reporters
 
 __all__ = [
     "GroupCommit",
@@ -32,7 +31,6 @@ __all__ = [
     "case_values",
     "history_values",
     "outbox_values",
-    "running_deadlines",
     "write_batch",
 ]
 
@@ -134,9 +132,6 @@ class WriteBatch:
     case_updates: list[dict[str, Any]] = field(default_factory=list)  # + w_id, w_version
     reporters: list[dict[str, Any]] = field(default_factory=list)
     history: list[dict[str, Any]] = field(default_factory=list)
-    timer_upserts: list[dict[str, Any]] = field(default_factory=list)
-    timer_deletes: list[dict[str, Any]] = field(default_factory=list)  # d_case, d_clock
-    stale_timer_deletes: list[dict[str, Any]] = field(default_factory=list)  # + d_wake
     outbox: list[dict[str, Any]] = field(default_factory=list)
     keys: list[dict[str, Any]] = field(default_factory=list)
 
@@ -148,18 +143,6 @@ class WriteBatch:
         self.case_updates.append(row)
 
 
-def _upsert_timer(dialect: Any) -> Any:
-    """INSERT a timer row, or replace the deadline of the clock's existing one."""
-    stmt = dialect.insert(timers)
-    return stmt.on_conflict_do_update(
-        index_elements=[timers.c.case_id, timers.c.clock],
-        set_={"due_at": stmt.excluded.due_at, "wake_us": stmt.excluded.wake_us},
-    )
-
-
-_DELETE_TIMER = timers.delete().where(
-    timers.c.case_id == bindparam("d_case"), timers.c.clock == bindparam("d_clock")
-)
 # Every statement a group commit runs, by name: the name (not the object) keys the compiled SQL.
 _STATEMENTS: dict[str, Any] = {
     "insert_case": cases.insert(),
@@ -168,10 +151,6 @@ _STATEMENTS: dict[str, Any] = {
     ),
     "insert_reporter": reporters.insert(),
     "insert_history": history.insert(),
-    "delete_timer": _DELETE_TIMER,
-    "delete_stale_timer": _DELETE_TIMER.where(timers.c.wake_us == bindparam("d_wake")),
-    "upsert_timer:sqlite": _upsert_timer(sqlite),
-    "upsert_timer:postgresql": _upsert_timer(postgresql),
     "insert_outbox": outbox.insert(),
     "insert_key": idempotency_keys.insert(),
 }
@@ -212,12 +191,6 @@ def write_batch(conn: Connection, batch: WriteBatch) -> None:
         _executemany(conn, "insert_reporter", batch.reporters)
     if batch.history:
         _executemany(conn, "insert_history", batch.history)
-    if batch.timer_deletes:
-        _executemany(conn, "delete_timer", batch.timer_deletes)
-    if batch.stale_timer_deletes:
-        _executemany(conn, "delete_stale_timer", batch.stale_timer_deletes)
-    if batch.timer_upserts:
-        _executemany(conn, f"upsert_timer:{conn.dialect.name}", batch.timer_upserts)
     if batch.outbox:
         _executemany(conn, "insert_outbox", batch.outbox)
     if batch.keys:
@@ -246,15 +219,6 @@ class PendingCase:
     case: Case
     version: int | None  # None: started in this transaction
     dirty: bool = False
-    # Clocks whose timer row must be replaced: the new deadline, or None to delete the row.
-    timers: dict[str, datetime | None] = field(default_factory=dict)
-
-
-def running_deadlines(case: Case | None) -> dict[str, datetime]:
-    """Running clock name -> its deadline: the clocks that need a timer row."""
-    if case is None:
-        return {}
-    return {c.name: c.due_at for c in case.clocks if c.running and c.due_at is not None}
 
 
 class GroupCommit:
@@ -279,19 +243,12 @@ class GroupCommit:
         case, record = decision.case, decision.record
         assert case is not None and record is not None
         tracked = self.tracked.get(case.id)
-        before = running_deadlines(tracked.case if tracked else None)
         if tracked is None:
             tracked = self.tracked[case.id] = PendingCase(case, None)
             if reporter:
                 self.rows.reporters.append(
                     {"case_id": case.id, "identity": canonical_json(dict(reporter))}
                 )
-        after = running_deadlines(case)
-        # Only clocks whose deadline changed get their row rewritten.
-        for name in before.keys() | after.keys():
-            due = after.get(name)
-            if before.get(name) != due:
-                tracked.timers[name] = due
         tracked.case = case
         tracked.dirty = True
         now_us = epoch_us(now)
@@ -313,17 +270,4 @@ class GroupCommit:
             else:
                 rows.update_case(tracked.case, tracked.version, tracked.version + 1)
                 self.written.append((case_id, tracked.version + 1, tracked.case))
-            for name, due in tracked.timers.items():
-                if due is None:
-                    if tracked.version is not None:
-                        rows.timer_deletes.append({"d_case": case_id, "d_clock": name})
-                    continue
-                rows.timer_upserts.append(
-                    {
-                        "case_id": case_id,
-                        "clock": name,
-                        "due_at": due.isoformat(),
-                        "wake_us": epoch_us(wake_at(due)),
-                    }
-                )
         write_batch(conn, rows)

@@ -1,10 +1,11 @@
 """The embedded durable runtime: the in-memory runtime's behaviour, stored with SQLAlchemy.
 
 Every call decides with ``engine.core.decide`` and writes what it decided in one transaction:
-the history row, the case row (optimistic version check), the case's changed timer rows, one
-outbox row per world-facing effect, the reporter's identity on start and the idempotency key.
-A batch of calls is one transaction too (group commit), so a crash leaves every decision of it
-either fully written or not at all, and a committed timer is never lost.
+the history row, the case row (optimistic version check; it carries the case's next deadline,
+so it is the case's timer too), one outbox row per world-facing effect, the reporter's identity
+on start and the idempotency key. A batch of calls is one transaction too (group commit), so a
+crash leaves every decision of it either fully written or not at all, and a committed timer is
+never lost.
 
 On a ``VirtualClock`` each timer is decided at its own wake instant, exactly as the in-memory
 runtime does, so both produce byte-identical histories (the scenario suite holds them to it). On
@@ -41,7 +42,6 @@ from engine.events import (
     Signal,
     Started,
     effect_from_json,
-    instant,
 )
 from engine.model import Model
 from engine.records import HistoryRecord
@@ -608,29 +608,29 @@ class EmbeddedRuntime:
             metrics.timer_lag_seconds.set(max(0, lag_us) / 1e6)
         if not claimed:
             return 0, batch
-        # Each case once per call, at its earliest timer (rows come ordered by wake). Which of
-        # several timers waking together does not matter: the core settles every clock due by
-        # then and records the canonical first lapse. Later ones come with the next call.
-        earliest: dict[str, store.DueTimer] = {}
+        # Each case once per call, at its earliest running deadline. Which of several clocks due
+        # together does not matter: the core settles every clock due by then and records the
+        # canonical first lapse. Later deadlines wake the case again with the next call.
         for row in claimed:
-            earliest.setdefault(row.case_id, row)
-        for case_id, row in earliest.items():
-            case = self._decode(case_id, row.version, row.body)
-            batch.tracked[case_id] = PendingCase(case, row.version)
+            case = self._decode(row.case_id, row.version, row.body)
+            batch.tracked[row.case_id] = PendingCase(case, row.version)
+            lapse = _earliest_deadline(case)
+            if lapse is None or store.epoch_us(wake_at(lapse.due_at)) != row.wake_us:
+                # Only a hand-edited row can disagree with its own body: re-derive the column.
+                log.warning("runtime.stale_deadline", case_id=row.case_id)
+                batch.tracked[row.case_id].dirty = True
+                continue
             model = self._model_for(conn, case.model_hash)
-            due = instant(row.due_at)
-            at = wake_at(due) if self.virtual else now
-            decision = decide(model, case, ClockLapsed(row.clock, due), at)
-            if decision.accepted:
-                batch.apply(decision, at)
-                batch.decided.append((case.workflow, decision))
-            else:
-                # A timer that no longer matches its clock (only a hand-edited or raced row can):
-                # drop that exact row, never a newer one for the same clock.
-                batch.rows.stale_timer_deletes.append(
-                    {"d_case": case_id, "d_clock": row.clock, "d_wake": row.wake_us}
+            at = wake_at(lapse.due_at) if self.virtual else now
+            decision = decide(model, case, lapse, at)
+            if not decision.accepted:
+                raise StoreError(
+                    f"case {row.case_id}: clock {lapse.clock!r} due {lapse.due_at.isoformat()} "
+                    "is past but does not lapse; the stored case is inconsistent"
                 )
-        return len(earliest), batch
+            batch.apply(decision, at)
+            batch.decided.append((case.workflow, decision))
+        return len(claimed), batch
 
     def _report(self, decided: list[tuple[str, Decision]]) -> None:
         """After commit: tell the observer and the metrics about each new decision, once."""
@@ -647,6 +647,16 @@ class EmbeddedRuntime:
             by_workflow.setdefault(workflow, []).append(decision)
         for workflow, decisions in by_workflow.items():
             metrics.record_decisions(workflow, decisions)
+
+
+def _earliest_deadline(case: Case) -> ClockLapsed | None:
+    """The lapse of the running clock whose deadline is the case's ``next_due`` (the first in
+    model order on a tie; the core records the canonical first lapse either way)."""
+    due = case.next_due
+    for clock in case.clocks:
+        if clock.running and clock.due_at is not None and clock.due_at == due:
+            return ClockLapsed(clock.name, clock.due_at)
+    return None
 
 
 def _workflow_of(command: Command, decision: Decision) -> str:

@@ -2,7 +2,7 @@
 
 Core, not the ORM: a group-committed batch is a handful of ``executemany`` calls with lists of
 plain dicts, which is what makes thousands of durable decisions per second possible. This module
-opens engines, runs transactions and reads (models, cases, histories, keys, due timers);
+opens engines, runs transactions and reads (models, cases, histories, keys, due cases);
 ``engine.runtime.batch`` builds and writes a group commit's rows.
 
 It is the database boundary: every driver error leaving it (or ``batch``) is a ``LaporError``
@@ -36,6 +36,7 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from engine.canonical import parse_json
 from engine.case import Case
+from engine.core import LAPSE_MARGIN
 from engine.model import Model, canonical_json
 from engine.records import HistoryRecord
 from engine.runtime.errors import (
@@ -50,12 +51,11 @@ from engine.runtime.tables import (
     history,
     idempotency_keys,
     reporters,
-    timers,
 )
 
 __all__ = [
     "BUSY_TIMEOUT_MS",
-    "DueTimer",
+    "DueCase",
     "KeyRow",
     "StoredCase",
     "any_due",
@@ -335,14 +335,17 @@ def load_keys(conn: Connection, keys: Iterable[str]) -> dict[str, KeyRow]:
 
 
 # --- timers -----------------------------------------------------------------------------------
+# A case row is its own timer (migration 0003): it is due once its earliest running deadline
+# (``next_due_us``) plus ``LAPSE_MARGIN`` has passed, and the partial index on that column holds
+# only cases with a running clock.
+
+_MARGIN_US = LAPSE_MARGIN // _MICROSECOND
 
 
-class DueTimer(NamedTuple):
-    """A claimed timer row joined with its case's row."""
+class DueCase(NamedTuple):
+    """A claimed case row: the case whose earliest deadline passed, and its version."""
 
     case_id: str
-    clock: str
-    due_at: str
     wake_us: int
     version: int
     body: str
@@ -351,22 +354,14 @@ class DueTimer(NamedTuple):
 # Built once: statements are compiled once and reused (SQLAlchemy caches by statement shape,
 # but building a select() and its cache key per call is itself measurable per batch).
 _DUE = (
-    select(
-        timers.c.case_id,
-        timers.c.clock,
-        timers.c.due_at,
-        timers.c.wake_us,
-        cases.c.version,
-        cases.c.body,
-    )
-    .join(cases, cases.c.id == timers.c.case_id)
-    .where(timers.c.wake_us <= bindparam("now_us"))
-    .order_by(timers.c.wake_us)
+    select(cases.c.id, cases.c.next_due_us + _MARGIN_US, cases.c.version, cases.c.body)
+    .where(cases.c.next_due_us <= bindparam("due_by"))
+    .order_by(cases.c.next_due_us)
     .limit(bindparam("limit"))
 )
-_DUE_LOCKED = _DUE.with_for_update(of=cases, skip_locked=True)
-_ANY_DUE = select(timers.c.wake_us).where(timers.c.wake_us <= bindparam("now_us")).limit(1)
-_NEXT_WAKE = select(func.min(timers.c.wake_us))
+_DUE_LOCKED = _DUE.with_for_update(skip_locked=True)
+_ANY_DUE = select(cases.c.id).where(cases.c.next_due_us <= bindparam("due_by")).limit(1)
+_NEXT_WAKE = select(func.min(cases.c.next_due_us)).where(cases.c.next_due_us.isnot(None))
 
 
 def shard_of(case_id: str, count: int) -> int:
@@ -380,8 +375,7 @@ def shard_of(case_id: str, count: int) -> int:
 
 
 _DUE_IN_SHARD = _DUE.where(
-    func.unicode(func.substr(timers.c.case_id, -1)) % bindparam("shard_count")
-    == bindparam("shard_index")
+    func.unicode(func.substr(cases.c.id, -1)) % bindparam("shard_count") == bindparam("shard_index")
 )
 
 
@@ -392,28 +386,28 @@ def claim_due(
     *,
     lock: bool,
     shard: tuple[int, int] | None = None,
-) -> list[DueTimer]:
-    """The earliest timers waking at or before ``now_us``, each with its case row.
+) -> list[DueCase]:
+    """The cases that should wake at or before ``now_us``, earliest first.
 
-    ``lock`` (PostgreSQL): the case rows are locked ``FOR UPDATE SKIP LOCKED``: another worker's
-    cases are skipped, not waited for, and everything that writes a case's timers holds that
-    case's row lock first, so two workers never decide the same case and never deadlock.
-    ``shard`` (SQLite): ``(index, count)``, only the timers of that shard's cases.
+    ``lock`` (PostgreSQL): the rows are locked ``FOR UPDATE SKIP LOCKED``: another worker's
+    cases are skipped, not waited for, so two workers never decide the same case.
+    ``shard`` (SQLite): ``(index, count)``, only that shard's cases.
     """
-    params: dict[str, int] = {"now_us": now_us, "limit": limit}
+    params: dict[str, int] = {"due_by": now_us - _MARGIN_US, "limit": limit}
     if shard is not None:
         query = _DUE_IN_SHARD
         params["shard_index"], params["shard_count"] = shard
     else:
         query = _DUE_LOCKED if lock else _DUE
-    return [DueTimer(*row) for row in conn.execute(query, params)]
+    return [DueCase(*row) for row in conn.execute(query, params)]
 
 
 def any_due(conn: Connection, now_us: int) -> bool:
-    """Whether any timer wakes at or before ``now_us`` (one index probe)."""
-    return conn.scalar(_ANY_DUE, {"now_us": now_us}) is not None
+    """Whether any case should wake at or before ``now_us`` (one index probe)."""
+    return conn.scalar(_ANY_DUE, {"due_by": now_us - _MARGIN_US}) is not None
 
 
 def next_wake_us(conn: Connection) -> int | None:
+    """When the earliest case with a running clock should wake."""
     value = conn.scalar(_NEXT_WAKE)
-    return None if value is None else int(value)
+    return None if value is None else int(value) + _MARGIN_US

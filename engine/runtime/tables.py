@@ -31,7 +31,6 @@ __all__ = [
     "metadata",
     "outbox",
     "reporters",
-    "timers",
 ]
 
 metadata = MetaData(
@@ -66,7 +65,8 @@ cases = Table(
     Column("region", String(10), nullable=False),
     Column("escalation_level", Integer, nullable=False),
     Column("outcome", String(50)),
-    Column("next_due_us", BigInteger),  # earliest running deadline, for status and dashboards
+    # The earliest running deadline: the timer loop wakes the case one LAPSE_MARGIN after it.
+    Column("next_due_us", BigInteger),
     Column("opened_us", BigInteger, nullable=False),
     Column("closed_us", BigInteger),
     Column("seq", Integer, nullable=False),  # history length
@@ -74,8 +74,17 @@ cases = Table(
     Column("version", Integer, nullable=False),  # optimistic concurrency: bumped by every write
     Column("body", Text, nullable=False),  # Case.to_json() without the reporter
 )
-Index("ix_cases_state", cases.c.state)
 Index("ix_cases_agency", cases.c.agency)
+# The case row is its own timer (migration 0003): one index entry per case with a running clock,
+# moved by the update that changes the deadline, instead of a timers table with three B-trees.
+# Partial: closed and paused cases are not in it.
+_HAS_DEADLINE = cases.c.next_due_us.isnot(None)
+Index(
+    "ix_cases_next_due_us",
+    cases.c.next_due_us,
+    sqlite_where=_HAS_DEADLINE,
+    postgresql_where=_HAS_DEADLINE,
+)
 
 reporters = Table(
     "reporters",
@@ -99,19 +108,6 @@ history = Table(
     Column("hash", String(64), nullable=False),
 )
 
-# One row per running clock of an open case: replaced whenever a decision changes that clock.
-timers = Table(
-    "timers",
-    metadata,
-    Column("case_id", String(64), ForeignKey("cases.id"), primary_key=True),
-    Column("clock", String(100), primary_key=True),
-    Column("due_at", String(40), nullable=False),  # the deadline exactly as the core computed it
-    Column("wake_us", BigInteger, nullable=False),  # due + 1 s: when the lapse is delivered
-    # No delivery order among one case's timers waking together: whichever wakes it, the core
-    # settles every clock due by then and records the canonical first lapse (migration 0002).
-)
-Index("ix_timers_wake_us", timers.c.wake_us)
-
 # Effects that touch the world, written in the decision's transaction, delivered afterwards.
 outbox = Table(
     "outbox",
@@ -121,7 +117,9 @@ outbox = Table(
     ),
     Column("case_id", String(64), nullable=False),
     Column("seq", Integer, nullable=False),
-    Column("idempotency_key", String(200), nullable=False, unique=True),  # case:seq:index
+    # case:seq:index, unique because (case, seq) is the history's key; no index of its own
+    # (migration 0003): nothing looks a row up by it, and every decision paid for it.
+    Column("idempotency_key", String(200), nullable=False),
     Column("kind", String(50), nullable=False),  # notify | routed | escalated | closed
     Column("target", String(100), nullable=False),
     Column("payload", Text, nullable=False),  # JSON: effect + agency-safe case summary

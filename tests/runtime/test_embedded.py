@@ -1,6 +1,7 @@
 """The embedded runtime's storage contract: atomic group commits, optimistic concurrency,
-idempotency, timers that follow the clocks, an outbox without the reporter, replayable histories,
-migrations that match the tables. Real SQLite files (and a real PostgreSQL where it matters).
+idempotency, case rows that wake at their clocks' deadlines, an outbox without the reporter,
+replayable histories, migrations that match the tables. Real SQLite files (and a real PostgreSQL
+where it matters).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, Engine, select, text
+from sqlalchemy import inspect as sqlalchemy_inspect
 
 from engine.core import decide, wake_at
 from engine.errors import LaporError
@@ -31,7 +33,7 @@ from engine.runtime.clock import VirtualClock
 from engine.runtime.embedded import EmbeddedRuntime, SignalCommand, StartCommand
 from engine.runtime.errors import ConcurrencyError, IntegrityViolationError, StoreError
 from engine.runtime.memory import MemoryRuntime
-from engine.runtime.tables import cases, history, idempotency_keys, metadata, outbox, timers
+from engine.runtime.tables import cases, history, idempotency_keys, metadata, outbox
 
 WORKFLOW = "sp4n-lapor"
 T0 = instant("2026-03-02T10:00:00+07:00")  # a Monday; verification due Thu 5 Mar 23:59:59 WIB
@@ -71,21 +73,20 @@ def start_cases(runtime: EmbeddedRuntime, *ids: str, reporter: Mapping[str, Any]
     assert all(o.decision.accepted for o in outcomes)
 
 
-def timer_rows(engine: Engine, case_id: str) -> dict[str, tuple[str, int]]:
+def stored_deadline(engine: Engine, case_id: str) -> int | None:
+    """The case row's ``next_due_us``: what the timer loop wakes the case by."""
     with engine.connect() as conn:
-        query = select(timers).where(timers.c.case_id == case_id)
-        return {r.clock: (r.due_at, r.wake_us) for r in conn.execute(query)}
+        return conn.scalar(select(cases.c.next_due_us).where(cases.c.id == case_id))
 
 
-def assert_timers_follow_clocks(runtime: EmbeddedRuntime, case_id: str) -> None:
-    case = runtime.case(case_id)
-    expected = {
-        c.name: (c.due_at.isoformat(), store.epoch_us(wake_at(c.due_at)))
-        for c in case.clocks
-        if c.running and c.due_at is not None
-    }
-    rows = timer_rows(runtime.engine, case_id)
-    assert {name: row[:2] for name, row in rows.items()} == expected
+def running_deadlines(runtime: EmbeddedRuntime, case_id: str) -> dict[str, datetime]:
+    return {c.name: c.due_at for c in runtime.case(case_id).clocks if c.running and c.due_at}
+
+
+def assert_wakes_at_earliest_deadline(runtime: EmbeddedRuntime, case_id: str) -> None:
+    deadlines = running_deadlines(runtime, case_id)
+    expected = store.epoch_us(min(deadlines.values())) if deadlines else None
+    assert stored_deadline(runtime.engine, case_id) == expected
 
 
 # --- migrations -------------------------------------------------------------------------------
@@ -104,34 +105,41 @@ def test_migrated_schema_equals_the_table_definitions(
     upgrade(url)  # idempotent
     eng = store.open_engine(url)
     try:
-        assert current_revision(eng) == "0002"
+        assert current_revision(eng) == "0003"
         with eng.connect() as conn:
             assert compare_metadata(MigrationContext.configure(conn), metadata) == []
     finally:
         eng.dispose()
 
 
-def test_migration_0002_keeps_armed_timers_both_ways(
+def test_migration_0003_moves_timers_into_case_rows_and_back(
     engine: Engine, models: Mapping[str, Model]
 ) -> None:
-    """Down to 0001 (timers get their armed_seq column back) and up again: every armed timer
-    survives, and fires afterwards."""
+    """Down to 0001 (a timers table, rebuilt from the case bodies, with armed_seq) and up again:
+    every running clock has its timer row below 0003, and the cases fire afterwards."""
     url = engine.url.render_as_string(hide_password=False)
-    start_cases(EmbeddedRuntime(engine, models, VirtualClock(T0)), "C1", "C2")
+    runtime = EmbeddedRuntime(engine, models, VirtualClock(T0))
+    start_cases(runtime, "C1", "C2", "C3")
+    runtime.signal("C2", VERIFY, at=T0 + timedelta(hours=1))  # two running clocks
+    runtime.signal("C3", Signal("archive", ADMIN, {"reason": "spam"}), at=T0)  # none
+    expected = sorted(
+        (case_id, name, due.isoformat(), store.epoch_us(wake_at(due)))
+        for case_id in ("C1", "C2", "C3")
+        for name, due in running_deadlines(runtime, case_id).items()
+    )
     query = "SELECT case_id, clock, due_at, wake_us FROM timers ORDER BY case_id, clock"
-    with engine.connect() as conn:
-        before = conn.exec_driver_sql(query).all()
 
     command.downgrade(alembic_config(url), "0001")
     with engine.connect() as conn:
-        assert conn.exec_driver_sql(query).all() == before
+        assert conn.exec_driver_sql(query).all() == expected and len(expected) == 3
     upgrade(url)
 
     with engine.connect() as conn:
-        assert conn.exec_driver_sql(query).all() == before and len(before) == 2
+        assert "timers" not in sqlalchemy_inspect(conn).get_table_names()
     upgraded = EmbeddedRuntime(engine, models, VirtualClock(T0))
     upgraded.advance_to(LATER)
-    assert upgraded.case("C1").escalation_level > 0
+    assert upgraded.case("C1").outcome == "referred_to_ombudsman"
+    assert upgraded.case("C2").escalation_level > 0
 
 
 def test_unmigrated_database_says_how_to_fix_it(
@@ -160,25 +168,27 @@ def test_a_failure_mid_batch_leaves_nothing_of_the_batch_visible(
     runtime: EmbeddedRuntime, engine: Engine
 ) -> None:
     start_cases(runtime, "C1", "C2", "C3")
-    # C2's verify will write outbox key C2:2:0 (its routed effect): make that key taken, so the
-    # batch fails on its second case's outbox insert, after C1's rows were already sent.
+    # C2's verify will write history record C2:2: make that slot taken, so the batch fails on
+    # its second case's history insert, after every case update and C1's record were sent.
     with engine.begin() as conn:
         conn.execute(
-            outbox.insert(),
+            history.insert(),
             {
                 "case_id": "C2",
                 "seq": 2,
-                "idempotency_key": "C2:2:0",
-                "kind": "notify",
-                "target": "x",
-                "payload": "{}",
-                "attempts": 0,
-                "next_attempt_us": 0,
+                "format": 1,
+                "at": "2026-03-02T03:00:00+00:00",
+                "actor": "system",
+                "model_hash": "0" * 64,
+                "event": "{}",
+                "effects": "[]",
+                "prev_hash": "0" * 64,
+                "hash": "f" * 64,
             },
         )
     before = snapshot(engine)
 
-    with pytest.raises(IntegrityViolationError, match="idempotency_key"):
+    with pytest.raises(IntegrityViolationError, match="history"):
         runtime.signal_many([("C1", VERIFY), ("C2", VERIFY), ("C3", VERIFY)], T0)
 
     assert snapshot(engine) == before
@@ -218,7 +228,7 @@ def test_one_batch_applies_a_cases_signals_in_order(runtime: EmbeddedRuntime) ->
     )
     assert [o.decision.record.seq for o in outcomes if o.decision.record] == [1, 2, 3]
     assert runtime.case("C1").state == "in_progress"
-    assert_timers_follow_clocks(runtime, "C1")
+    assert_wakes_at_earliest_deadline(runtime, "C1")
     assert replay(runtime.model_of("C1"), runtime.history("C1")).ok
 
 
@@ -334,30 +344,65 @@ def test_a_rejected_keyed_signal_can_be_retried_corrected(runtime: EmbeddedRunti
 # --- timers -----------------------------------------------------------------------------------
 
 
-def test_timer_rows_follow_the_running_clocks(runtime: EmbeddedRuntime, engine: Engine) -> None:
+def test_case_row_wakes_at_its_earliest_running_deadline(
+    runtime: EmbeddedRuntime, engine: Engine
+) -> None:
     start_cases(runtime, "C1", "C2")
-    assert set(timer_rows(engine, "C1")) == {"verification"}
-    assert_timers_follow_clocks(runtime, "C1")
+    assert set(running_deadlines(runtime, "C1")) == {"verification"}
+    assert_wakes_at_earliest_deadline(runtime, "C1")
 
     runtime.signal(
         "C1", Signal("hold", ADMIN, {"missing_info": "lokasi"}), at=T0 + timedelta(hours=1)
     )
-    assert timer_rows(engine, "C1") == {}  # paused: nothing to wake
+    assert stored_deadline(engine, "C1") is None  # paused: nothing to wake
 
     runtime.signal(
         "C1",
         Signal("supply_info", Actor("reporter"), {"info": "Jl. Sudirman"}),
         at=T0 + timedelta(days=2),
     )
-    assert_timers_follow_clocks(runtime, "C1")  # re-armed: the resumed deadline
+    assert_wakes_at_earliest_deadline(runtime, "C1")  # re-armed: the resumed deadline
 
     runtime.signal("C1", VERIFY, at=T0 + timedelta(days=2, hours=1))
-    rows = timer_rows(engine, "C1")
-    assert set(rows) == {"first_follow_up", "completion"}
-    assert_timers_follow_clocks(runtime, "C1")
+    assert set(running_deadlines(runtime, "C1")) == {"first_follow_up", "completion"}
+    assert_wakes_at_earliest_deadline(runtime, "C1")
 
     runtime.signal("C2", Signal("archive", ADMIN, {"reason": "spam"}), at=T0 + timedelta(days=3))
-    assert timer_rows(engine, "C2") == {}
+    assert stored_deadline(engine, "C2") is None
+
+
+def test_a_deadline_column_that_disagrees_with_its_case_is_rederived_not_fired(
+    runtime: EmbeddedRuntime, engine: Engine
+) -> None:
+    """A hand-edited ``next_due_us`` wakes the case early: nothing is decided, the column is
+    rewritten from the case, and the case still lapses at its real deadline."""
+    start_cases(runtime, "C1")
+    real = stored_deadline(engine, "C1")
+    with engine.begin() as conn:
+        conn.execute(cases.update().where(cases.c.id == "C1").values(next_due_us=0))
+
+    assert runtime.fire_due(T0, 10) == 1
+    assert stored_deadline(engine, "C1") == real
+    assert len(runtime.history("C1")) == 1
+    assert runtime.fire_due(T0, 10) == 0
+    runtime.advance_to(LATER)
+    assert runtime.case("C1").escalation_level > 0
+
+
+def test_a_due_clock_the_core_will_not_lapse_stops_the_loop_with_the_case_named(
+    runtime: EmbeddedRuntime, engine: Engine
+) -> None:
+    """A case body edited to be closed with a clock still running cannot be decided: the timer
+    loop says which case, instead of claiming it again forever."""
+    start_cases(runtime, "C1")
+    with engine.begin() as conn:
+        body = json.loads(conn.scalar(select(cases.c.body).where(cases.c.id == "C1")))
+        body["outcome"] = "resolved"
+        edited = {"body": json.dumps(body), "version": cases.c.version + 1}
+        conn.execute(cases.update().where(cases.c.id == "C1").values(edited))
+
+    with pytest.raises(StoreError, match="case C1: clock 'verification'"):
+        runtime.advance_to(LATER)
 
 
 def test_lapses_follow_the_memory_runtime_and_leave_no_timers(
@@ -372,7 +417,7 @@ def test_lapses_follow_the_memory_runtime_and_leave_no_timers(
         assert runtime.history(case_id) == memory.history(case_id)
         assert runtime.case(case_id) == memory.case(case_id)
         assert runtime.case(case_id).outcome == "referred_to_ombudsman"
-        assert timer_rows(engine, case_id) == {}
+        assert stored_deadline(engine, case_id) is None
 
 
 def test_on_the_wall_clock_a_late_timer_decides_every_lapse_once(
@@ -408,7 +453,7 @@ def test_outbox_rows_carry_the_agency_view_never_the_reporter(
         rows = list(conn.execute(select(outbox).order_by(outbox.c.id)))
         stored = [
             json.dumps([list(r) for r in conn.execute(select(t))])
-            for t in (cases, history, timers, outbox, idempotency_keys)
+            for t in (cases, history, outbox, idempotency_keys)
         ]
     assert {r.kind for r in rows} == {"notify", "routed", "escalated"}
     for row in rows:

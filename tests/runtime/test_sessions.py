@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, text
 
 from engine.core import Decision
 from engine.errors import LaporError
@@ -91,8 +91,10 @@ def test_timers_fire_inside_a_session_as_they_do_outside(
 def test_an_error_rolls_the_session_back_to_its_last_commit_and_ends_it(
     runtime: EmbeddedRuntime, engine: Engine, observed: list[Decision]
 ) -> None:
-    # C3's verify writes outbox key C3:2:0 (its routed effect): taking that key makes it fail.
+    # C3's verify writes outbox key C3:2:0 (its routed effect): taking that key, under a unique
+    # index only this test adds, makes that write fail.
     with engine.begin() as conn:
+        conn.execute(text("CREATE UNIQUE INDEX test_only_uq ON outbox (idempotency_key)"))
         conn.execute(
             outbox.insert(),
             {
@@ -109,7 +111,7 @@ def test_an_error_rolls_the_session_back_to_its_last_commit_and_ends_it(
     with runtime.session(commit_every=2):
         start(runtime, "C1", "C2")  # committed
         start(runtime, "C3")  # not yet
-        with pytest.raises(IntegrityViolationError, match="idempotency_key"):
+        with pytest.raises(IntegrityViolationError, match=r"(?i)unique"):
             runtime.signal_many([("C3", VERIFY)], T0)
         with pytest.raises(LaporError, match="rolled back"):
             start(runtime, "C4")

@@ -20,12 +20,13 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
-
-from temporalio.client import Client
-from temporalio.service import TLSConfig
+from typing import TYPE_CHECKING, Any
 
 from engine.errors import LaporError
+
+if TYPE_CHECKING:  # the SDK takes ~0.5 s to import; `lapor demo` and friends never need it
+    from temporalio.client import Client
+    from temporalio.service import TLSConfig
 
 __all__ = ["DEFAULT_ADDRESS", "DEFAULT_TASK_QUEUE", "TemporalTarget"]
 
@@ -78,6 +79,8 @@ class TemporalTarget:
             )
         if self.client_cert is None and self.server_ca is None:
             return self.tls or self.api_key is not None
+        from temporalio.service import TLSConfig
+
         return TLSConfig(
             server_root_ca_cert=_read(self.server_ca, "server CA certificate"),
             client_cert=_read(self.client_cert, "client certificate"),
@@ -87,13 +90,15 @@ class TemporalTarget:
     def describe(self) -> str:
         """For messages: never the API key or the key file's contents."""
         tls = self.tls_config()
-        how = "mutual TLS" if isinstance(tls, TLSConfig) and self.client_cert else "TLS"
+        how = "mutual TLS" if not isinstance(tls, bool) and self.client_cert else "TLS"
         how = how if tls else "plain text"
         if self.api_key:
             how += " + API key"
         return f"{self.address} namespace={self.namespace} ({how})"
 
     async def connect(self) -> Client:
+        from temporalio.client import Client
+
         try:
             return await Client.connect(
                 self.address,

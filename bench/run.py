@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, func, insert, select
+from sqlalchemy import Engine, bindparam, insert, select
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -89,120 +89,76 @@ def lifecycle_throughput(url: str | None, folder: Path, cases: int, batch: int) 
     began = time.perf_counter()
     _run_lifecycles(runtime, ids, batch)
     seconds = time.perf_counter() - began
-    rows = _row_counts(engine)
+    written = _written_rows(engine)
     engine.dispose()
-    return {"decisions": cases * 5, "seconds": seconds, "rows": rows}
+    return {
+        "decisions": cases * 5,
+        "seconds": seconds,
+        "rows": {name: len(rows) for name, rows in written.items()},
+        "written": written,
+    }
 
 
-def _row_counts(engine: Engine) -> dict[str, int]:
+def _written_rows(engine: Engine) -> dict[str, list[dict[str, Any]]]:
+    """Every cases, history and outbox row a run left, as insertable dicts."""
     with engine.connect() as conn:
         return {
-            table.name: conn.execute(select(func.count()).select_from(table)).scalar_one()
-            for table in (tables.history, tables.outbox, tables.cases)
+            table.name: [
+                {k: v for k, v in row._mapping.items() if k != "id" or table is not tables.outbox}
+                for row in conn.execute(select(table))
+            ]
+            for table in (tables.cases, tables.history, tables.outbox)
         }
 
 
 def bare_insert_limit(
-    url: str | None, folder: Path, decisions: int, batch: int, rows: dict[str, int]
+    url: str | None, folder: Path, batch: int, written: dict[str, list[dict[str, Any]]]
 ) -> dict[str, Any]:
-    """The storage limit: the same numbers of history, outbox and case rows (each case row with
-    its next deadline, as the runtime's), written by bare SQLAlchemy Core executemany with the
-    same batching, no engine logic at all."""
+    """The storage limit: the very rows the engine wrote (case rows, history, outbox), written
+    again by bare SQLAlchemy Core executemany in the engine's order and batching (a case row
+    inserted by its first decision, updated in full by each later one), with no engine logic."""
     engine, _ = fresh_engine(url, folder, "bare.db")
-    body = json.dumps({"pad": "x" * 600})
-    history_row = dict(
-        format=1,
-        at="2026-03-02T02:00:00+00:00",
-        actor="admin:nasional",
-        model_hash="m" * 64,
-        event=body,
-        effects=body,
-        prev_hash="p" * 64,
-        hash="h" * 64,
-    )
-    with engine.begin() as conn:
+    with engine.begin() as conn:  # the definitions the case rows point at
         conn.execute(
             insert(tables.definitions),
-            [{"model_hash": "m" * 64, "name": "x", "version": "1", "body": "{}", "created_us": 0}],
+            [
+                {"model_hash": h, "name": "x", "version": "1", "body": "{}", "created_us": 0}
+                for h in {row["model_hash"] for row in written["cases"]}
+            ],
         )
-    cases = rows["cases"]
-    per_decision_outbox = rows["outbox"] / decisions
+    case_rows = sorted(written["cases"], key=lambda row: row["id"])
+    steps = max(row["seq"] for row in case_rows)
+    by_key: dict[str, dict[tuple[str, int], list[dict[str, Any]]]] = {}
+    for name in ("history", "outbox"):
+        grouped = by_key[name] = {}
+        for row in written[name]:
+            grouped.setdefault((row["case_id"], row["seq"]), []).append(row)
+    update = (
+        tables.cases.update()
+        .where(tables.cases.c.id == bindparam("b_id"))
+        .values({c.name: bindparam(c.name) for c in tables.cases.c if c.name != "id"})
+    )
     began = time.perf_counter()
-    outbox_id = 0
-    written = 0
-    order = [(i, step) for step in range(5) for i in range(cases)]
-    for start in range(0, len(order), batch):
-        part = order[start : start + batch]
-        with engine.begin() as conn:
-            case_rows = [
-                {
-                    "id": f"C{i}",
-                    "workflow": "x",
-                    "model_hash": "m" * 64,
-                    "state": "s",
-                    "status": "s",
-                    "region": "ID-JK",
-                    "escalation_level": 0,
-                    "next_due_us": 1_000_000 * (i + step),  # the case row is its timer
-                    "opened_us": 0,
-                    "seq": step + 1,
-                    "head": "h" * 64,
-                    "version": step + 1,
-                    "body": body,
-                }
-                for i, step in part
-            ]
-            fresh = [r for r, (_, step) in zip(case_rows, part, strict=True) if step == 0]
-            if fresh:
-                conn.execute(insert(tables.cases), fresh)
-            later = [r for r, (_, step) in zip(case_rows, part, strict=True) if step > 0]
-            if later:
+    for seq in range(1, steps + 1):
+        for start in range(0, len(case_rows), batch):
+            part = [row for row in case_rows[start : start + batch] if row["seq"] >= seq]
+            if not part:
+                continue
+            keys = [(row["id"], seq) for row in part]
+            with engine.begin() as conn:
+                if seq == 1:
+                    conn.execute(insert(tables.cases), part)
+                else:
+                    conn.execute(update, [{**row, "b_id": row["id"]} for row in part])
                 conn.execute(
-                    tables.cases.update()
-                    .where(tables.cases.c.id == bindparam("b_id"))
-                    .values(
-                        seq=bindparam("seq"),
-                        version=bindparam("version"),
-                        next_due_us=bindparam("next_due_us"),
-                        body=bindparam("body"),
-                    ),
-                    [
-                        {
-                            "b_id": r["id"],
-                            "seq": r["seq"],
-                            "version": r["version"],
-                            "next_due_us": r["next_due_us"],
-                            "body": body,
-                        }
-                        for r in later
-                    ],
+                    insert(tables.history), [r for key in keys for r in by_key["history"][key]]
                 )
-            conn.execute(
-                insert(tables.history),
-                [{**history_row, "case_id": f"C{i}", "seq": step + 1} for i, step in part],
-            )
-            outbox_rows = []
-            for i, step in part:
-                written += 1
-                while outbox_id < written * per_decision_outbox:
-                    outbox_id += 1
-                    outbox_rows.append(
-                        {
-                            "case_id": f"C{i}",
-                            "seq": step + 1,
-                            "idempotency_key": f"C{i}:{step + 1}:{outbox_id}",
-                            "kind": "notify",
-                            "target": "reporter",
-                            "payload": body,
-                            "attempts": 0,
-                            "next_attempt_us": 0,
-                        }
-                    )
-            if outbox_rows:
-                conn.execute(insert(tables.outbox), outbox_rows)
+                messages = [r for key in keys for r in by_key["outbox"].get(key, ())]
+                if messages:
+                    conn.execute(insert(tables.outbox), messages)
     seconds = time.perf_counter() - began
     engine.dispose()
-    return {"decisions_equivalent": decisions, "seconds": seconds}
+    return {"decisions_equivalent": len(written["history"]), "seconds": seconds}
 
 
 def _storm_cases(runtime: EmbeddedRuntime, clocks: int) -> datetime:
@@ -432,7 +388,7 @@ def main() -> None:
         )
         bare = timed(
             "SQLite bare Core inserts",
-            lambda: bare_insert_limit(None, folder, ours["decisions"], args.batch, ours["rows"]),
+            lambda: bare_insert_limit(None, folder, args.batch, ours.pop("written")),
         )
         sharded = timed(
             f"SQLite end to end, {args.processes} shard processes",
@@ -460,9 +416,7 @@ def main() -> None:
             )
             pg_bare = timed(
                 "PostgreSQL bare Core inserts",
-                lambda: bare_insert_limit(
-                    args.postgres, folder, pg["decisions"], args.batch, pg["rows"]
-                ),
+                lambda: bare_insert_limit(args.postgres, folder, args.batch, pg.pop("written")),
             )
             results["postgresql"] = {
                 "decisions_per_s": pg["decisions"] / pg["seconds"],

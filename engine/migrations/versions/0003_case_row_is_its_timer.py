@@ -68,21 +68,24 @@ def downgrade() -> None:
         sa.PrimaryKeyConstraint("case_id", "clock", name="pk_timers"),
     )
     op.create_index("ix_timers_wake_us", "timers", ["wake_us"])
-    bind = op.get_bind()
-    waiting = bind.execute(sa.text("SELECT id, body FROM cases WHERE next_due_us IS NOT NULL"))
-    rows = [
-        {
-            "case_id": case_id,
-            "clock": clock["name"],
-            "due_at": clock["due_at"],
-            "wake_us": _wake_us(clock["due_at"]),
-        }
-        for case_id, body in waiting
-        for clock in json.loads(body)["clocks"]
-        if clock["running"] and clock["due_at"] is not None
-    ]
-    if rows:
-        op.bulk_insert(timers, rows)
+    waiting = op.get_bind().execute(
+        sa.text("SELECT id, body FROM cases WHERE next_due_us IS NOT NULL"),
+        execution_options={"stream_results": True},
+    )
+    for part in waiting.partitions(10_000):  # a million cases need not sit in memory at once
+        rows = [
+            {
+                "case_id": case_id,
+                "clock": clock["name"],
+                "due_at": clock["due_at"],
+                "wake_us": _wake_us(clock["due_at"]),
+            }
+            for case_id, body in part
+            for clock in json.loads(body)["clocks"]
+            if clock["running"] and clock["due_at"] is not None
+        ]
+        if rows:
+            op.bulk_insert(timers, rows)
     op.create_index("ix_cases_state", "cases", ["state"])
     op.drop_index("ix_cases_next_due_us", table_name="cases")
 

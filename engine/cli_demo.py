@@ -136,5 +136,5 @@ def _embedded(db: str, models: Any, clock: Any, stats: Any) -> Any:
         for suffix in ("", "-wal", "-shm", "-journal"):
             Path(f"{path}{suffix}").unlink(missing_ok=True)
     upgrade(db)
-    engine = open_engine(db)
+    engine = open_engine(db, durable=False)  # a simulation, rebuilt on every run: see open_engine
     return EmbeddedRuntime(engine, models, clock, observer=stats.observe)

@@ -99,8 +99,7 @@ def _shard(
     tune_for_long_runs()
     index, count = shard
     stats = DemoStats(population.count)
-    # Without a session every slot is a commit of its own: a simulation need not fsync each.
-    engine = open_engine(url, durable=False)
+    engine = open_engine(url, durable=False)  # a simulation: see open_engine
     runtime = EmbeddedRuntime(
         engine, models, VirtualClock(DEMO_START), observer=stats.observe, shard=shard
     )

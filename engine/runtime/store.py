@@ -108,8 +108,12 @@ def open_engine(url: str, *, durable: bool = True) -> Engine:
     """An Engine for ``url``: ``sqlite:///path.db`` or ``postgresql+psycopg://user@host/db``.
 
     ``postgresql://`` and ``postgres://`` are taken to mean the psycopg 3 driver we ship with.
-    ``durable=False`` (SQLite, for simulations only): ``synchronous=NORMAL``, no fsync per
-    commit; a crash keeps the file consistent but may lose the last commits.
+    ``durable=False`` (SQLite, for simulations that rebuild their file on every run, such as
+    ``lapor demo``): ``synchronous=OFF``, SQLite never waits for the disk. A crashed process
+    leaves a consistent file (its writes are in the OS already); an OS crash or power loss can
+    lose or corrupt it. Measured on a 200,000-complaint demo in two shard processes: 191 s and
+    32.7 GB written to disk with ``NORMAL`` (its checkpoints fsync), 158 s and 3.2 GB with
+    ``OFF``, because the kernel overwrites a WAL page in memory many times before writing it.
     """
     for prefix in ("postgresql://", "postgres://"):
         if url.startswith(prefix):
@@ -135,7 +139,7 @@ def _configure_sqlite(engine: Engine, durable: bool) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+        cursor.execute(f"PRAGMA synchronous={'FULL' if durable else 'OFF'}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         # 64 MiB of page cache instead of SQLite's 2 MiB: case updates and history inserts land

@@ -14,6 +14,7 @@ import argparse
 import json
 import multiprocessing
 import os
+import queue as queue_module
 import resource
 import subprocess
 import sys
@@ -210,30 +211,66 @@ def _shard_lifecycles(
     out.put(len(mine) * 5)
 
 
+class _StartLine:
+    """A barrier the parent can wait at with a timeout without breaking it for the others."""
+
+    def __init__(self, context: Any, count: int) -> None:
+        self.ready = context.Semaphore(0)
+        self.go = context.Event()
+        self.count = count
+        self.seen = 0
+
+    def wait(self) -> None:  # in a child
+        self.ready.release()
+        self.go.wait()
+
+    def all_ready(self, timeout: float) -> bool:  # in the parent
+        while self.seen < self.count:
+            if not self.ready.acquire(timeout=timeout):
+                return False
+            self.seen += 1
+        return True
+
+
 def _in_processes(target: Callable[..., None], count: int, *args: Any) -> tuple[float, list[Any]]:
-    """Run ``target(*args, (k, count), barrier, queue)`` in ``count`` fresh processes; the
+    """Run ``target(*args, (k, count), start, queue)`` in ``count`` fresh processes; the
     seconds from when all are ready until all are done, and what each put on the queue.
+
+    Each process calls ``start.wait()`` once it is ready, and puts its result on ``queue``. A
+    process that dies stops the run with its exit code instead of leaving us waiting.
 
     Spawned, not forked: a forked child shares the parent's heap copy-on-write, and every
     reference count it touches copies a page (a forked one-shard storm took 19 s, 16 in-process).
     """
     context = multiprocessing.get_context("spawn")
-    barrier = context.Barrier(count + 1)
+    start = _StartLine(context, count)
     queue = context.Queue()
     processes = [
-        context.Process(target=target, args=(*args, (k, count), barrier, queue))
-        for k in range(count)
+        context.Process(target=target, args=(*args, (k, count), start, queue)) for k in range(count)
     ]
     for process in processes:
         process.start()
-    barrier.wait()
+
+    def check_alive() -> None:  # a shard that died would leave us waiting forever
+        for process in processes:
+            if process.exitcode not in (None, 0):
+                raise SystemExit(f"a shard process failed (exit {process.exitcode})")
+
+    while not start.all_ready(timeout=1):
+        check_alive()
+    start.go.set()
     began = time.perf_counter()
-    results = [queue.get() for _ in processes]
+    results: list[Any] = []
+    while len(results) < count:
+        check_alive()
+        try:
+            results.append(queue.get(timeout=1))
+        except queue_module.Empty:
+            continue
     seconds = time.perf_counter() - began
     for process in processes:
         process.join()
-        if process.exitcode != 0:
-            raise SystemExit(f"a shard process failed (exit {process.exitcode})")
+    check_alive()
     return seconds, results
 
 

@@ -650,8 +650,8 @@ class EmbeddedRuntime:
 
 
 def _earliest_deadline(case: Case) -> ClockLapsed | None:
-    """The lapse of the running clock whose deadline is the case's ``next_due`` (the first in
-    model order on a tie; the core records the canonical first lapse either way)."""
+    """The lapse of the running clock whose deadline is the case's ``next_due`` (on a tie, the
+    first of the case's clocks; the core records the canonical first lapse either way)."""
     due = case.next_due
     for clock in case.clocks:
         if clock.running and clock.due_at is not None and clock.due_at == due:

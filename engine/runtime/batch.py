@@ -8,8 +8,9 @@ transaction. The reading half of the store is ``engine.runtime.store``.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -17,14 +18,15 @@ from sqlalchemy import Connection, bindparam, select
 
 from engine.canonical import canonical_json, compact_json
 from engine.case import Case
-from engine.core import Decision
+from engine.core import Decision, wake_at
 from engine.records import HistoryRecord
 from engine.runtime.errors import ConcurrencyError
-from engine.runtime.store import chunks, epoch_us
+from engine.runtime.store import SCAN_START, ScanPosition, chunks, epoch_us
 from engine.runtime.tables import cases, history, idempotency_keys, outbox, reporters
 
 __all__ = [
     "GroupCommit",
+    "HeldCommit",
     "PendingCase",
     "WriteBatch",
     "agency_view",
@@ -227,7 +229,8 @@ class GroupCommit:
     def __init__(self) -> None:
         self.tracked: dict[str, PendingCase] = {}
         self.rows = WriteBatch()
-        self.decided: list[tuple[str, Decision]] = []  # (workflow, decision) for observers
+        # Idempotency keys this batch used, and the decision each produced (not yet stored).
+        self.keyed: dict[str, Decision] = {}
         # (case id, version written, case): what a decoded-case cache may adopt after commit.
         self.written: list[tuple[str, int, Case]] = []
 
@@ -250,24 +253,70 @@ class GroupCommit:
                     {"case_id": case.id, "identity": canonical_json(dict(reporter))}
                 )
         tracked.case = case
-        tracked.dirty = True
+        self.mark_dirty(case.id)
         now_us = epoch_us(now)
         self.rows.history.append(history_values(case.id, record))
         self.rows.outbox.extend(outbox_values(case, record, now_us))
         if key is not None:
+            self.keyed[key] = decision
             self.rows.keys.append(
                 {"key": key, "case_id": case.id, "seq": record.seq, "created_us": now_us}
             )
 
+    def mark_dirty(self, case_id: str) -> None:
+        """The tracked case's row must be written (changed, or its columns re-derived)."""
+        self.tracked[case_id].dirty = True
+
     def flush(self, conn: Connection) -> None:
-        rows = self.rows
+        """Write everything in the caller's transaction. Safe to call again if that transaction
+        was rolled back and is retried: the case rows are rebuilt, never appended twice."""
+        new_cases: list[dict[str, Any]] = []
+        written: list[tuple[str, int, Case]] = []
+        rows = replace(self.rows, new_cases=new_cases, case_updates=[])
         for case_id, tracked in self.tracked.items():
             if not tracked.dirty:
                 continue
             if tracked.version is None:
-                rows.new_cases.append(case_values(tracked.case, 1))
-                self.written.append((case_id, 1, tracked.case))
+                new_cases.append(case_values(tracked.case, 1))
+                written.append((case_id, 1, tracked.case))
             else:
                 rows.update_case(tracked.case, tracked.version, tracked.version + 1)
-                self.written.append((case_id, tracked.version + 1, tracked.case))
+                written.append((case_id, tracked.version + 1, tracked.case))
         write_batch(conn, rows)
+        self.written = written
+
+
+class HeldCommit(GroupCommit):
+    """A group commit held open across many calls by a shard's buffered session.
+
+    Its cases' rows in the database stay as they were until it is written, so it answers for
+    them itself: which of them are due (a heap of their wake instants, checked against the case
+    when popped) and how far the scan of the database's due rows has got.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scanned: ScanPosition = SCAN_START
+        self._wakes: list[tuple[int, str]] = []  # (wake_us, case id), superseded ones too
+
+    def mark_dirty(self, case_id: str) -> None:
+        super().mark_dirty(case_id)
+        wake = _wake_us(self.tracked[case_id].case)
+        if wake is not None:
+            heapq.heappush(self._wakes, (wake, case_id))
+
+    def due(self, now_us: int, limit: int) -> list[tuple[str, int]]:
+        """Up to ``limit`` held cases that should wake at or before ``now_us``, as (case id,
+        wake instant), earliest first, each once."""
+        found: dict[str, int] = {}
+        heap = self._wakes
+        while heap and heap[0][0] <= now_us and len(found) < limit:
+            wake, case_id = heapq.heappop(heap)
+            if _wake_us(self.tracked[case_id].case) == wake:  # else a superseded entry
+                found[case_id] = wake
+        return list(found.items())
+
+
+def _wake_us(case: Case) -> int | None:
+    due = case.next_due
+    return None if due is None else epoch_us(wake_at(due))

@@ -46,7 +46,7 @@ from engine.events import (
 from engine.model import Model
 from engine.records import HistoryRecord
 from engine.runtime import metrics, store
-from engine.runtime.batch import GroupCommit, PendingCase
+from engine.runtime.batch import GroupCommit, HeldCommit, PendingCase
 from engine.runtime.clock import Clock, VirtualClock
 from engine.runtime.errors import ConcurrencyError, IntegrityViolationError, StoreError
 
@@ -107,11 +107,13 @@ class Outcome:
 
 @dataclass
 class _Session:
-    """One open write transaction shared by every call of a ``session()``."""
+    """What every call of a ``session()`` shares until it commits: one open write transaction,
+    or (a shard's session) the decisions held in memory, ``held``."""
 
-    conn: Connection
-    transaction: RootTransaction
+    conn: Connection | None
+    transaction: RootTransaction | None
     commit_every: int
+    held: HeldCommit | None = None
     pending: int = 0
     reports: list[tuple[str, Decision]] = field(default_factory=list)
     broken: bool = False
@@ -184,15 +186,25 @@ class EmbeddedRuntime:
         its whole length. An error rolls back everything since the last commit at once and
         ends the session: nothing is retried (an earlier call's decisions would go with it),
         and later calls in it are refused.
+
+        A shard's session (``shard=``) holds no lock between commits: it keeps its decisions in
+        memory (``HeldCommit``) and writes them in one transaction at each commit, while the
+        other shards go on. It owns its shard's cases: a case another process changed since
+        the session read it fails the commit (``ConcurrencyError``) and ends the session.
+        Reads of a case, a history or the next wake-up commit first, so they see every decision.
         """
         if commit_every < 1:
             raise LaporError(f"commit_every must be >= 1, got {commit_every}")
         if self._session is not None:
             raise LaporError("a session is already open on this runtime")
-        with store.map_errors("open a session"):
-            conn = self.engine.connect()
-            conn.execution_options(lapor_write=True)
-            self._session = _Session(conn, conn.begin(), commit_every)
+        conn: Connection | None = None
+        if self.shard is not None:
+            self._session = _Session(None, None, commit_every, held=HeldCommit())
+        else:
+            with store.map_errors("open a session"):
+                conn = self.engine.connect()
+                conn.execution_options(lapor_write=True)
+                self._session = _Session(conn, conn.begin(), commit_every)
         try:
             yield self
             if not self._session.broken:
@@ -201,15 +213,29 @@ class EmbeddedRuntime:
             self._abandon_session()
             raise
         finally:
-            conn.close()
+            if conn is not None:
+                conn.close()
             self._session = None
 
     def _commit_session(self) -> None:
         session = self._session
         assert session is not None
-        with store.map_errors("commit a session"):
-            session.transaction.commit()
-            session.transaction = session.conn.begin()
+        if session.held is not None:
+            held = session.held
+            try:
+                store.transact(
+                    self.engine, lambda conn: self._flush(conn, held), action="commit a session"
+                )
+            except BaseException:
+                self._abandon_session()
+                raise
+            self._adopt_committed()
+            session.held = HeldCommit()
+        else:
+            assert session.conn is not None and session.transaction is not None
+            with store.map_errors("commit a session"):
+                session.transaction.commit()
+                session.transaction = session.conn.begin()
         reports, session.reports, session.pending = session.reports, [], 0
         self._publish(reports)
 
@@ -222,6 +248,9 @@ class EmbeddedRuntime:
         # Entries adopted since the last commit name states that no longer exist.
         self._decoded.clear()
         self._uncommitted = []
+        if session.transaction is None:
+            session.held = None
+            return
         with store.map_errors("roll back a session"):
             session.transaction.rollback()
 
@@ -235,11 +264,11 @@ class EmbeddedRuntime:
     def _write(self, work: Callable[[Connection], T], *, action: str) -> T:
         """``work`` in a transaction of its own, or in the session's open one."""
         session = self._session
-        if session is None:
+        if session is not None and session.broken:
+            raise LaporError("this session was rolled back after an error; open a new one")
+        if session is None or session.conn is None:
             result = store.transact(self.engine, work, action=action)
         else:
-            if session.broken:
-                raise LaporError("this session was rolled back after an error; open a new one")
             try:
                 with store.map_errors(action):
                     result = work(session.conn)
@@ -250,11 +279,26 @@ class EmbeddedRuntime:
         return result
 
     def _read(self, work: Callable[[Connection], T], *, action: str) -> T:
-        """Reads inside a session go through its connection: they must see its own writes."""
-        if self._session is None:
-            return store.read(self.engine, work, action=action)
-        with store.map_errors(action):
-            return work(self._session.conn)
+        """Reads inside a session see its own decisions: through its connection, or after
+        writing what a shard's session held."""
+        session = self._session
+        if session is not None and session.broken:
+            raise LaporError("this session was rolled back after an error; open a new one")
+        if session is not None and session.conn is not None:
+            with store.map_errors(action):
+                return work(session.conn)
+        if session is not None and session.held is not None and session.held.tracked:
+            self._commit_session()
+        return store.read(self.engine, work, action=action)
+
+    def _held(self) -> HeldCommit | None:
+        """The decisions a shard's session holds, if this call is in one."""
+        session = self._session
+        if session is None:
+            return None
+        if session.broken:
+            raise LaporError("this session was rolled back after an error; open a new one")
+        return session.held
 
     def register(self, models: Mapping[str, Model]) -> None:
         """Make ``models`` the ones new cases of their workflows start under, storing each by
@@ -295,8 +339,12 @@ class EmbeddedRuntime:
         """Virtual clock: fire every timer waking at or before ``moment``, then move the clock."""
         if not isinstance(self.clock, VirtualClock):
             raise LaporError("advance_to needs a virtual clock; the wall clock moves by itself")
-        while self._has_due(moment) and self.fire_due(moment, self.batch_size):
-            pass
+        if self._held() is not None:  # its scan finds nothing cheaply: no probe first
+            while self.fire_due(moment, self.batch_size):
+                pass
+        else:
+            while self._has_due(moment) and self.fire_due(moment, self.batch_size):
+                pass
         self.clock.advance_to(moment)
 
     def case(self, case_id: str) -> Case:
@@ -366,7 +414,14 @@ class EmbeddedRuntime:
         call, after that decision's changes are visible.
         """
         with metrics.time_batch("timers"):
-            if self._decides_outside_lock():
+            held = self._held()
+            if held is not None:
+                handled, decided = store.read(
+                    self.engine,
+                    lambda conn: self._decide_due(conn, now, limit, held),
+                    action="claim due timers",
+                )
+            elif self._decides_outside_lock():
                 handled, decided = self._fire_sharded(now, limit)
             else:
                 handled, decided = self._write(
@@ -464,6 +519,13 @@ class EmbeddedRuntime:
         return self.shard is not None and self._session is None
 
     def _transact_commands(self, commands: list[Command], now: datetime) -> list[Outcome]:
+        held = self._held()
+        if held is not None:  # decided now, written when the session commits
+            return store.read(
+                self.engine,
+                lambda conn: self._decide_commands(conn, commands, now, held)[0],
+                action="decide",
+            )
         if not self._decides_outside_lock():
             return self._write(
                 lambda conn: self._execute_once(conn, commands, now), action="record decisions"
@@ -503,32 +565,38 @@ class EmbeddedRuntime:
         return outcomes
 
     def _decide_commands(
-        self, conn: Connection, commands: list[Command], now: datetime
+        self,
+        conn: Connection,
+        commands: list[Command],
+        now: datetime,
+        batch: GroupCommit | None = None,
     ) -> tuple[list[Outcome], GroupCommit]:
-        self._uncommitted = []
-        batch = GroupCommit()
-        keys = [c.key for c in commands if c.key is not None]
+        """Decide ``commands`` into ``batch`` (a new one, or the one a shard's session holds,
+        whose cases and keys are newer than their rows)."""
+        if batch is None:
+            self._uncommitted = []
+            batch = GroupCommit()
+        keys = [c.key for c in commands if c.key is not None and c.key not in batch.keyed]
         known = store.load_keys(conn, keys) if keys else {}
         loaded = store.load_cases(
-            conn, {c.case_id for c in commands}, lock=self._postgres, decode=self._decode
+            conn,
+            {c.case_id for c in commands if c.case_id not in batch.tracked},
+            lock=self._postgres,
+            decode=self._decode,
         )
         for case_id, stored in loaded.items():
             batch.tracked[case_id] = PendingCase(stored.case, stored.version)
         self._after_load(conn, batch.tracked)
         outcomes: list[Outcome] = []
-        keyed: dict[str, Outcome] = {}
         for command in commands:
             key = command.key
-            if key is not None and key in keyed:
-                outcomes.append(Outcome(keyed[key].decision, replayed=True))
+            if key is not None and key in batch.keyed:
+                outcomes.append(Outcome(batch.keyed[key], replayed=True))
                 continue
             if key is not None and key in known:
                 outcomes.append(self._replay(conn, known[key], command, batch))
                 continue
-            outcome = Outcome(self._decide(conn, command, batch, now))
-            if key is not None and outcome.decision.accepted:
-                keyed[key] = outcome
-            outcomes.append(outcome)
+            outcomes.append(Outcome(self._decide(conn, command, batch, now)))
         return outcomes, batch
 
     def _after_load(self, conn: Connection, tracked: Mapping[str, PendingCase]) -> None:
@@ -577,13 +645,15 @@ class EmbeddedRuntime:
     def _fire_once(
         self, conn: Connection, now: datetime, limit: int
     ) -> tuple[int, list[tuple[str, Decision]]]:
-        handled, batch = self._decide_due(conn, now, limit)
+        batch = GroupCommit()
+        handled, decided = self._decide_due(conn, now, limit, batch)
         self._flush(conn, batch)
-        return handled, batch.decided
+        return handled, decided
 
     def _fire_sharded(self, now: datetime, limit: int) -> tuple[int, list[tuple[str, Decision]]]:
-        handled, batch = self._read(
-            lambda conn: self._decide_due(conn, now, limit), action="claim due timers"
+        batch = GroupCommit()
+        handled, decided = self._read(
+            lambda conn: self._decide_due(conn, now, limit, batch), action="claim due timers"
         )
         if not handled:
             return 0, []
@@ -596,41 +666,70 @@ class EmbeddedRuntime:
             return self._write(
                 lambda conn: self._fire_once(conn, now, limit), action="fire due timers"
             )
-        return handled, batch.decided
+        return handled, decided
 
-    def _decide_due(self, conn: Connection, now: datetime, limit: int) -> tuple[int, GroupCommit]:
-        self._uncommitted = []
-        batch = GroupCommit()
+    def _decide_due(
+        self, conn: Connection, now: datetime, limit: int, batch: GroupCommit
+    ) -> tuple[int, list[tuple[str, Decision]]]:
+        """Claim the cases due by ``now`` and decide their lapses into ``batch``: how many
+        cases were handled, and the (workflow, decision) of each lapse."""
         now_us = store.epoch_us(now)
-        claimed = store.claim_due(conn, now_us, limit, lock=self._postgres, shard=self.shard)
+        if isinstance(batch, HeldCommit):
+            due = self._held_due(conn, now_us, limit, batch)
+        else:
+            self._uncommitted = []
+            claimed = store.claim_due(conn, now_us, limit, lock=self._postgres, shard=self.shard)
+            for row in claimed:
+                case = self._decode(row.case_id, row.version, row.body)
+                batch.tracked[row.case_id] = PendingCase(case, row.version)
+            due = [(row.case_id, row.wake_us) for row in claimed]
         if not self.virtual:  # how late the most overdue timer fires (0 when none is due)
-            lag_us = now_us - claimed[0].wake_us if claimed else 0
+            lag_us = now_us - min(wake for _, wake in due) if due else 0
             metrics.timer_lag_seconds.set(max(0, lag_us) / 1e6)
-        if not claimed:
-            return 0, batch
+        decided: list[tuple[str, Decision]] = []
         # Each case once per call, at its earliest running deadline. Which of several clocks due
         # together does not matter: the core settles every clock due by then and records the
         # canonical first lapse. Later deadlines wake the case again with the next call.
-        for row in claimed:
-            case = self._decode(row.case_id, row.version, row.body)
-            batch.tracked[row.case_id] = PendingCase(case, row.version)
+        for case_id, wake_us in due:
+            case = batch.tracked[case_id].case
             lapse = _earliest_deadline(case)
-            if lapse is None or store.epoch_us(wake_at(lapse.due_at)) != row.wake_us:
+            if lapse is None or store.epoch_us(wake_at(lapse.due_at)) != wake_us:
                 # Only a hand-edited row can disagree with its own body: re-derive the column.
-                log.warning("runtime.stale_deadline", case_id=row.case_id)
-                batch.tracked[row.case_id].dirty = True
+                log.warning("runtime.stale_deadline", case_id=case_id)
+                batch.mark_dirty(case_id)
                 continue
             model = self._model_for(conn, case.model_hash)
             at = wake_at(lapse.due_at) if self.virtual else now
             decision = decide(model, case, lapse, at)
             if not decision.accepted:
                 raise StoreError(
-                    f"case {row.case_id}: clock {lapse.clock!r} due {lapse.due_at.isoformat()} "
+                    f"case {case_id}: clock {lapse.clock!r} due {lapse.due_at.isoformat()} "
                     "is past but does not lapse; the stored case is inconsistent"
                 )
             batch.apply(decision, at)
-            batch.decided.append((case.workflow, decision))
-        return len(claimed), batch
+            decided.append((case.workflow, decision))
+        return len(due), decided
+
+    def _held_due(
+        self, conn: Connection, now_us: int, limit: int, held: HeldCommit
+    ) -> list[tuple[str, int]]:
+        """The due cases of a shard's session, as (case id, wake instant): those it holds
+        itself, then rows not read before in this commit. A row of a case it holds is older than
+        what it holds, and a case it holds that is due is found among its own deadlines."""
+        assert self.shard is not None
+        due = held.due(now_us, limit)
+        rows, held.scanned = store.scan_due(
+            conn, now_us, limit, shard=self.shard, after=held.scanned
+        )
+        for row in rows:
+            tracked = held.tracked.get(row.case_id)
+            if tracked is None:
+                case = self._decode(row.case_id, row.version, row.body)
+                held.tracked[row.case_id] = PendingCase(case, row.version)
+            elif tracked.dirty:
+                continue
+            due.append((row.case_id, row.wake_us))
+        return due
 
     def _report(self, decided: list[tuple[str, Decision]]) -> None:
         """After commit: tell the observer and the metrics about each new decision, once."""

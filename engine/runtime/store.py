@@ -23,13 +23,17 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple, TypeVar
 
 from sqlalchemy import (
+    BigInteger,
+    ColumnClause,
     Connection,
     Engine,
     bindparam,
     create_engine,
     event,
     func,
+    literal_column,
     select,
+    tuple_,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
@@ -55,8 +59,10 @@ from engine.runtime.tables import (
 
 __all__ = [
     "BUSY_TIMEOUT_MS",
+    "SCAN_START",
     "DueCase",
     "KeyRow",
+    "ScanPosition",
     "StoredCase",
     "any_due",
     "chunks",
@@ -76,6 +82,7 @@ __all__ = [
     "open_engine",
     "read",
     "save_models",
+    "scan_due",
     "transact",
 ]
 
@@ -404,6 +411,58 @@ def claim_due(
     else:
         query = _DUE_LOCKED if lock else _DUE
     return [DueCase(*row) for row in conn.execute(query, params)]
+
+
+# A shard's cases in (next_due_us, rowid) order: the partial index's own order on SQLite, so
+# ``scan_due`` resumes where it stopped without sorting (EXPLAIN: one index range search).
+_ROWID: ColumnClause[int] = literal_column("cases.rowid", BigInteger())
+_DUE_IN_SHARD_AFTER = (
+    select(cases.c.id, cases.c.next_due_us + _MARGIN_US, cases.c.version, cases.c.body, _ROWID)
+    .where(
+        cases.c.next_due_us <= bindparam("due_by"),
+        tuple_(cases.c.next_due_us, _ROWID)
+        > tuple_(bindparam("after_due"), bindparam("after_rowid")),
+        func.unicode(func.substr(cases.c.id, -1)) % bindparam("shard_count")
+        == bindparam("shard_index"),
+    )
+    .order_by(cases.c.next_due_us, _ROWID)
+    .limit(bindparam("limit"))
+)
+
+ScanPosition = tuple[int, int]
+"""Where ``scan_due`` stopped: the last row's (next_due_us, rowid)."""
+
+SCAN_START: ScanPosition = (-(2**63), 0)
+
+
+def scan_due(
+    conn: Connection,
+    now_us: int,
+    limit: int,
+    *,
+    shard: tuple[int, int],
+    after: ScanPosition,
+) -> tuple[list[DueCase], ScanPosition]:
+    """Like ``claim_due`` for a SQLite shard, but only rows past ``after``, and where it stopped.
+
+    For a process that holds its decisions in memory between commits (a shard's buffered
+    session): until it commits, the rows of its cases do not change, so each due row is
+    worth reading once; rows it already read and decided would otherwise come back first in
+    every claim.
+    """
+    params = {
+        "due_by": now_us - _MARGIN_US,
+        "limit": limit,
+        "after_due": after[0],
+        "after_rowid": after[1],
+        "shard_index": shard[0],
+        "shard_count": shard[1],
+    }
+    rows = conn.execute(_DUE_IN_SHARD_AFTER, params).all()
+    if not rows:
+        return [], after
+    last = rows[-1]
+    return [DueCase(*row[:4]) for row in rows], (last[1] - _MARGIN_US, last[4])
 
 
 def any_due(conn: Connection, now_us: int) -> bool:

@@ -97,7 +97,7 @@ def _shard(
     from engine.runtime.store import open_engine
 
     models = load_models(*sources)
-    tune_for_long_runs()
+    tune_for_long_runs(holding=True)  # its session holds thousands of decisions at a time
     index, count = shard
     stats = DemoStats(population.count)
     engine = open_engine(url, durable=False)  # a simulation: see open_engine

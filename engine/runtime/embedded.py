@@ -415,12 +415,14 @@ class EmbeddedRuntime:
         """
         with metrics.time_batch("timers"):
             held = self._held()
-            if held is not None:
-                handled, decided = store.read(
+            if held is not None:  # read, then decide with no transaction open (as commands)
+                now_us = store.epoch_us(now)
+                due = store.read(
                     self.engine,
-                    lambda conn: self._decide_due(conn, now, limit, held),
+                    lambda conn: self._held_due(conn, now_us, limit, held),
                     action="claim due timers",
                 )
+                handled, decided = len(due), self._decide_lapses(None, due, held, now)
             elif self._decides_outside_lock():
                 handled, decided = self._fire_sharded(now, limit)
             else:
@@ -460,10 +462,17 @@ class EmbeddedRuntime:
         moment_us = store.epoch_us(moment)
         return self._read(lambda conn: store.any_due(conn, moment_us), action="check timers")
 
-    def _model_for(self, conn: Connection, model_hash: str) -> Model:
+    def _model_for(self, conn: Connection | None, model_hash: str) -> Model:
+        """The model a case pinned, read (on ``conn``, or a connection of its own) once."""
         model = self._by_hash.get(model_hash)
         if model is not None:
             return model
+        if conn is None:
+            return store.read(
+                self.engine,
+                lambda own: self._model_for(own, model_hash),
+                action="load a definition",
+            )
         data = store.load_model_data(conn, model_hash)
         if data is None:
             raise StoreError(f"definition {model_hash[:12]} is missing from the database")
@@ -521,11 +530,20 @@ class EmbeddedRuntime:
     def _transact_commands(self, commands: list[Command], now: datetime) -> list[Outcome]:
         held = self._held()
         if held is not None:  # decided now, written when the session commits
-            return store.read(
+            # Read, then decide with no transaction open: a reader that stays open keeps the
+            # other shards' checkpoints from finishing, and the write-ahead log only grows.
+            known = store.read(
                 self.engine,
-                lambda conn: self._decide_commands(conn, commands, now, held)[0],
-                action="decide",
+                lambda conn: self._load_commands(conn, commands, held),
+                action="read cases",
             )
+            if known:  # a used key's outcome is read back from its history record
+                return store.read(
+                    self.engine,
+                    lambda conn: self._decide_loaded(conn, commands, now, held, known),
+                    action="decide",
+                )
+            return self._decide_loaded(None, commands, now, held, known)
         if not self._decides_outside_lock():
             return self._write(
                 lambda conn: self._execute_once(conn, commands, now), action="record decisions"
@@ -576,6 +594,14 @@ class EmbeddedRuntime:
         if batch is None:
             self._uncommitted = []
             batch = GroupCommit()
+        known = self._load_commands(conn, commands, batch)
+        return self._decide_loaded(conn, commands, now, batch, known), batch
+
+    def _load_commands(
+        self, conn: Connection, commands: list[Command], batch: GroupCommit
+    ) -> dict[str, store.KeyRow]:
+        """Read what deciding ``commands`` needs into ``batch``: their cases (those it does not
+        hold already) and models; returns the keys among theirs that were used before."""
         keys = [c.key for c in commands if c.key is not None and c.key not in batch.keyed]
         known = store.load_keys(conn, keys) if keys else {}
         loaded = store.load_cases(
@@ -586,7 +612,20 @@ class EmbeddedRuntime:
         )
         for case_id, stored in loaded.items():
             batch.tracked[case_id] = PendingCase(stored.case, stored.version)
+            self._model_for(conn, stored.case.model_hash)
         self._after_load(conn, batch.tracked)
+        return known
+
+    def _decide_loaded(
+        self,
+        conn: Connection | None,
+        commands: list[Command],
+        now: datetime,
+        batch: GroupCommit,
+        known: Mapping[str, store.KeyRow],
+    ) -> list[Outcome]:
+        """Decide ``commands`` on what ``_load_commands`` read (``conn`` is None: no reads left
+        to do, for no key was used before)."""
         outcomes: list[Outcome] = []
         for command in commands:
             key = command.key
@@ -594,16 +633,17 @@ class EmbeddedRuntime:
                 outcomes.append(Outcome(batch.keyed[key], replayed=True))
                 continue
             if key is not None and key in known:
+                assert conn is not None
                 outcomes.append(self._replay(conn, known[key], command, batch))
                 continue
             outcomes.append(Outcome(self._decide(conn, command, batch, now)))
-        return outcomes, batch
+        return outcomes
 
     def _after_load(self, conn: Connection, tracked: Mapping[str, PendingCase]) -> None:
         """A seam for tests: runs after a batch read its cases, before it decides and writes."""
 
     def _decide(
-        self, conn: Connection, command: Command, batch: GroupCommit, now: datetime
+        self, conn: Connection | None, command: Command, batch: GroupCommit, now: datetime
     ) -> Decision:
         tracked = batch.tracked.get(command.case_id)
         if isinstance(command, StartCommand):
@@ -674,17 +714,24 @@ class EmbeddedRuntime:
         """Claim the cases due by ``now`` and decide their lapses into ``batch``: how many
         cases were handled, and the (workflow, decision) of each lapse."""
         now_us = store.epoch_us(now)
-        if isinstance(batch, HeldCommit):
-            due = self._held_due(conn, now_us, limit, batch)
-        else:
-            self._uncommitted = []
-            claimed = store.claim_due(conn, now_us, limit, lock=self._postgres, shard=self.shard)
-            for row in claimed:
-                case = self._decode(row.case_id, row.version, row.body)
-                batch.tracked[row.case_id] = PendingCase(case, row.version)
-            due = [(row.case_id, row.wake_us) for row in claimed]
+        self._uncommitted = []
+        claimed = store.claim_due(conn, now_us, limit, lock=self._postgres, shard=self.shard)
+        for row in claimed:
+            case = self._decode(row.case_id, row.version, row.body)
+            batch.tracked[row.case_id] = PendingCase(case, row.version)
+        due = [(row.case_id, row.wake_us) for row in claimed]
+        return len(due), self._decide_lapses(conn, due, batch, now)
+
+    def _decide_lapses(
+        self,
+        conn: Connection | None,
+        due: list[tuple[str, int]],
+        batch: GroupCommit,
+        now: datetime,
+    ) -> list[tuple[str, Decision]]:
+        """Decide the lapse of each due (case id, wake instant), its case tracked in ``batch``."""
         if not self.virtual:  # how late the most overdue timer fires (0 when none is due)
-            lag_us = now_us - min(wake for _, wake in due) if due else 0
+            lag_us = store.epoch_us(now) - min(wake for _, wake in due) if due else 0
             metrics.timer_lag_seconds.set(max(0, lag_us) / 1e6)
         decided: list[tuple[str, Decision]] = []
         # Each case once per call, at its earliest running deadline. Which of several clocks due
@@ -708,7 +755,7 @@ class EmbeddedRuntime:
                 )
             batch.apply(decision, at)
             decided.append((case.workflow, decision))
-        return len(due), decided
+        return decided
 
     def _held_due(
         self, conn: Connection, now_us: int, limit: int, held: HeldCommit
@@ -726,6 +773,7 @@ class EmbeddedRuntime:
             if tracked is None:
                 case = self._decode(row.case_id, row.version, row.body)
                 held.tracked[row.case_id] = PendingCase(case, row.version)
+                self._model_for(conn, case.model_hash)
             elif tracked.dirty:
                 continue
             due.append((row.case_id, row.wake_us))

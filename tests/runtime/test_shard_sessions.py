@@ -21,7 +21,7 @@ from engine.migrations import upgrade
 from engine.model import Model
 from engine.runtime import store
 from engine.runtime.clock import VirtualClock
-from engine.runtime.embedded import EmbeddedRuntime, StartCommand
+from engine.runtime.embedded import EmbeddedRuntime, SignalCommand, StartCommand
 from engine.runtime.errors import ConcurrencyError
 from engine.runtime.tables import history
 
@@ -134,6 +134,19 @@ def test_a_key_used_inside_a_shard_session_replays_before_it_is_written(
         again = runtime.signal_many([("C0", keyed)], T0)[0]
         assert committed_records(sqlite_engine) == 0
     assert again.record == first.record
+    assert committed_records(sqlite_engine) == 2
+
+
+def test_a_key_used_before_a_shard_session_replays_inside_it(
+    sqlite_engine: Engine, models: Mapping[str, Model]
+) -> None:
+    runtime = EmbeddedRuntime(sqlite_engine, models, VirtualClock(T0), shard=(0, 2))
+    keyed = Signal("verify", VERIFY.actor, VERIFY.data, key="verify-C0-once")
+    start(runtime, ["C0"])
+    first = runtime.signal_many([("C0", keyed)], T0)[0]
+    with runtime.session(commit_every=100):
+        again = runtime.execute([SignalCommand("C0", keyed)], T0)[0]
+    assert again.replayed and again.decision.record == first.record
     assert committed_records(sqlite_engine) == 2
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
@@ -27,13 +28,14 @@ def register(app: typer.Typer) -> None:
             bool, typer.Option("--memory", help="Run on the in-memory runtime instead (no DB).")
         ] = False,
         processes: Annotated[
-            int,
+            int | None,
             typer.Option(
                 min=1,
-                help="SQLite: split the cases over this many processes (one per core), "
-                "one database file. The report is the same.",
+                help="SQLite: split the cases over this many processes, one database file; "
+                f"the report is the same. Default: one per core, at most {_MAX_AUTO_PROCESSES} "
+                "(1 with --memory or PostgreSQL).",
             ),
-        ] = 1,
+        ] = None,
     ) -> None:
         """Run a synthetic national stream of complaints on a virtual clock and report on it."""
         from engine.cli import _project_root
@@ -47,6 +49,8 @@ def register(app: typer.Typer) -> None:
 
         if complaints < 1:
             raise typer.BadParameter("give at least one complaint", param_hint="--complaints")
+        if processes is None:
+            processes = 1 if memory or not db.startswith("sqlite") else _cores()
         if processes > 1 and (memory or not db.startswith("sqlite")):
             raise typer.BadParameter(
                 "shard processes are for an SQLite file (PostgreSQL needs none)",
@@ -124,6 +128,14 @@ def register(app: typer.Typer) -> None:
                 f"Inspect any case: lapor status LAPOR-DEMO-{1:08d} --db {db}   "
                 f"(or lapor history ...)"
             )
+
+
+_MAX_AUTO_PROCESSES = 4  # SQLite has one writer: shards past a few only queue for it
+
+
+def _cores() -> int:
+    """The cores this process may run on (its affinity, not the machine's count)."""
+    return max(1, min(_MAX_AUTO_PROCESSES, len(os.sched_getaffinity(0))))
 
 
 def _embedded(db: str, models: Any, clock: Any, stats: Any) -> Any:

@@ -7,12 +7,14 @@ what the report says. The command itself runs as a user runs it.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 
 from engine.demo import DEMO_END, DEMO_START, DemoStats, run_demo
@@ -119,10 +121,11 @@ def test_a_population_is_reproducible_from_its_seed() -> None:
     assert all(c.at < DEMO_END for c in Population(50, DEMO_START))
 
 
-def test_lapor_demo_runs_and_reports(tmp_path: Path) -> None:
+@pytest.mark.parametrize("processes", [[], ["--processes", "1"]], ids=["one-per-core", "one"])
+def test_lapor_demo_runs_and_reports(tmp_path: Path, processes: list[str]) -> None:
     db = f"sqlite:///{tmp_path / 'demo.db'}"
     result = subprocess.run(
-        [sys.executable, "-m", "engine.cli", "demo", "--complaints", "300", "--db", db],
+        [sys.executable, "-m", "engine.cli", "demo", "--complaints", "300", "--db", db, *processes],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -130,6 +133,9 @@ def test_lapor_demo_runs_and_reports(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "300 complaints" in result.stdout
+    cores = min(4, len(os.sched_getaffinity(0)))
+    shards = f"{cores} shard processes" if not processes and cores > 1 else None
+    assert (shards in result.stdout) if shards else ("shard processes" not in result.stdout)
     assert "On time per stage" in result.stdout
     assert "lapor status LAPOR-DEMO-00000001" in result.stdout
     status = subprocess.run(

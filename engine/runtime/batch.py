@@ -305,6 +305,10 @@ class HeldCommit(GroupCommit):
     def __init__(self) -> None:
         super().__init__()
         self.scanned: ScanPosition = SCAN_START
+        # Every row due by this instant was read: its rows do not change until it is written,
+        # so a later call for the same instant (the demo asks again after every batch of
+        # lapses, and before each slot's commands) need not scan again.
+        self.swept_us = SCAN_START[0]
         self._wakes: list[tuple[int, str]] = []  # (wake_us, case id), superseded ones too
 
     def mark_dirty(self, case_id: str) -> None:

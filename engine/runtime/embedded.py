@@ -417,11 +417,13 @@ class EmbeddedRuntime:
             held = self._held()
             if held is not None:  # read, then decide with no transaction open (as commands)
                 now_us = store.epoch_us(now)
-                due = store.read(
-                    self.engine,
-                    lambda conn: self._held_due(conn, now_us, limit, held),
-                    action="claim due timers",
-                )
+                due = held.due(now_us, limit)
+                if held.swept_us < now_us:
+                    due += store.read(
+                        self.engine,
+                        lambda conn: self._scan_held(conn, now_us, limit, held),
+                        action="claim due timers",
+                    )
                 handled, decided = len(due), self._decide_lapses(None, due, held, now)
             elif self._decides_outside_lock():
                 handled, decided = self._fire_sharded(now, limit)
@@ -774,17 +776,19 @@ class EmbeddedRuntime:
             decided.append((case.workflow, decision))
         return decided
 
-    def _held_due(
+    def _scan_held(
         self, conn: Connection, now_us: int, limit: int, held: HeldCommit
     ) -> list[tuple[str, int]]:
-        """The due cases of a shard's session, as (case id, wake instant): those it holds
-        itself, then rows not read before in this commit. A row of a case it holds is older than
-        what it holds, and a case it holds that is due is found among its own deadlines."""
+        """The due rows a shard's session has not read before, as (case id, wake instant),
+        without those of cases it holds: their rows are older than what it holds, and its own
+        deadlines wake them (``HeldCommit.due``)."""
         assert self.shard is not None
-        due = held.due(now_us, limit)
+        due: list[tuple[str, int]] = []
         rows, held.scanned = store.scan_due(
             conn, now_us, limit, shard=self.shard, after=held.scanned
         )
+        if len(rows) < limit:
+            held.swept_us = now_us
         for row in rows:
             tracked = held.tracked.get(row.case_id)
             if tracked is None:

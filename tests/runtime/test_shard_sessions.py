@@ -103,6 +103,19 @@ def test_a_shard_session_records_the_histories_a_plain_runtime_records(
     assert committed_records(sqlite_engine) == committed_records(reference_engine)
 
 
+def test_more_cases_due_at_one_instant_than_a_batch_all_fire_in_one_advance(
+    sqlite_engine: Engine, models: Mapping[str, Model]
+) -> None:
+    runtime = EmbeddedRuntime(sqlite_engine, models, VirtualClock(T0), batch_size=2, shard=(0, 2))
+    start(runtime, EARLY)  # one verification deadline for all ten
+    due = runtime.case(EARLY[0]).next_due
+    assert due is not None
+    with runtime.session(commit_every=1_000):
+        runtime.advance_to(due + timedelta(minutes=1))
+        lapsed = [c for c in EARLY if runtime.case(c).escalation_level > 0]
+    assert lapsed == EARLY
+
+
 def test_a_shard_session_writes_at_commit_and_its_reads_commit_first(
     sqlite_engine: Engine, models: Mapping[str, Model]
 ) -> None:

@@ -136,30 +136,22 @@ def test_a_shard_session_writes_at_commit_and_its_reads_commit_first(
     assert committed_records(sqlite_engine) == 4
 
 
-def test_a_key_used_inside_a_shard_session_replays_before_it_is_written(
-    sqlite_engine: Engine, models: Mapping[str, Model]
+@pytest.mark.parametrize("used", ["inside", "before"])
+def test_a_used_key_replays_inside_a_shard_session(
+    sqlite_engine: Engine, models: Mapping[str, Model], used: str
 ) -> None:
+    """Used inside the session (held, not yet written) or before it (read from the database)."""
     runtime = EmbeddedRuntime(sqlite_engine, models, VirtualClock(T0), shard=(0, 2))
-    keyed = Signal("verify", VERIFY.actor, VERIFY.data, key="verify-C0-once")
-    with runtime.session(commit_every=100):
-        start(runtime, ["C0"])
-        first = runtime.signal_many([("C0", keyed)], T0)[0]
-        again = runtime.signal_many([("C0", keyed)], T0)[0]
-        assert committed_records(sqlite_engine) == 0
-    assert again.record == first.record
-    assert committed_records(sqlite_engine) == 2
-
-
-def test_a_key_used_before_a_shard_session_replays_inside_it(
-    sqlite_engine: Engine, models: Mapping[str, Model]
-) -> None:
-    runtime = EmbeddedRuntime(sqlite_engine, models, VirtualClock(T0), shard=(0, 2))
-    keyed = Signal("verify", VERIFY.actor, VERIFY.data, key="verify-C0-once")
+    command = SignalCommand("C0", Signal("verify", VERIFY.actor, VERIFY.data, key="verify-C0"))
     start(runtime, ["C0"])
-    first = runtime.signal_many([("C0", keyed)], T0)[0]
+    first = runtime.execute([command], T0)[0] if used == "before" else None
     with runtime.session(commit_every=100):
-        again = runtime.execute([SignalCommand("C0", keyed)], T0)[0]
-    assert again.replayed and again.decision.record == first.record
+        if first is None:
+            first = runtime.execute([command], T0)[0]
+        again = runtime.execute([command], T0)[0]
+        assert committed_records(sqlite_engine) == (2 if used == "before" else 1)
+    assert not first.replayed and again.replayed
+    assert again.decision.record == first.decision.record
     assert committed_records(sqlite_engine) == 2
 
 

@@ -592,17 +592,11 @@ class EmbeddedRuntime:
         return outcomes
 
     def _decide_commands(
-        self,
-        conn: Connection,
-        commands: list[Command],
-        now: datetime,
-        batch: GroupCommit | None = None,
+        self, conn: Connection, commands: list[Command], now: datetime
     ) -> tuple[list[Outcome], GroupCommit]:
-        """Decide ``commands`` into ``batch`` (a new one, or the one a shard's session holds,
-        whose cases and keys are newer than their rows)."""
-        if batch is None:
-            self._uncommitted = []
-            batch = GroupCommit()
+        """Read and decide ``commands`` on ``conn``, into a new group commit."""
+        self._uncommitted = []
+        batch = GroupCommit()
         known = self._load_commands(conn, commands, batch)
         return self._decide_loaded(conn, commands, now, batch, known), batch
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 import time
 from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
@@ -118,10 +119,11 @@ def register(app: typer.Typer) -> None:
             console=Console(),
         )
         if peaks:
+            own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
             typer.echo(
                 f"{processes} shard processes, peak RSS "
                 + " + ".join(f"{peak:.0f}" for peak in peaks)
-                + " MiB"
+                + f" MiB; this process {own:.0f} MiB"
             )
         if not memory:
             typer.echo(

@@ -50,9 +50,10 @@ def register(app: typer.Typer) -> None:
 
         if complaints < 1:
             raise typer.BadParameter("give at least one complaint", param_hint="--complaints")
+        sqlite_file = not memory and db.startswith("sqlite")
         if processes is None:
-            processes = 1 if memory or not db.startswith("sqlite") else _cores()
-        if processes > 1 and (memory or not db.startswith("sqlite")):
+            processes = _cores() if sqlite_file else 1
+        if processes > 1 and not sqlite_file:
             raise typer.BadParameter(
                 "shard processes are for an SQLite file (PostgreSQL needs none)",
                 param_hint="--processes",

@@ -29,12 +29,14 @@ postgres:
 temporal:
 	sh scripts/temporal-server.sh >/dev/null
 
+# ruff, and the import contracts of pyproject.toml (layers point down, no cycles).
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check engine workers
+	$(BIN)/lint-imports --no-cache
 
 typecheck: setup
-	$(BIN)/mypy --strict engine
+	$(BIN)/mypy --strict engine workers
 
 validate: setup
 	$(BIN)/lapor validate workflows/ policies/

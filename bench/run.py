@@ -31,14 +31,14 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from engine.definitions.loader import load_models  # noqa: E402
-from engine.demo import StartRequest  # noqa: E402
-from engine.events import Actor, Lapsed, Signal  # noqa: E402
-from engine.migrations import upgrade  # noqa: E402
-from engine.model import Model  # noqa: E402
-from engine.runtime import store, tables  # noqa: E402
+from engine.domain.events import Actor, Lapsed, Signal  # noqa: E402
+from engine.domain.model import Model  # noqa: E402
 from engine.runtime.clock import VirtualClock  # noqa: E402
 from engine.runtime.collector import tune_for_long_runs  # noqa: E402
-from engine.runtime.embedded import EmbeddedRuntime  # noqa: E402
+from engine.runtime.contract import SignalCommand, StartCommand  # noqa: E402
+from engine.sql import store, tables  # noqa: E402
+from engine.sql.embedded import EmbeddedRuntime  # noqa: E402
+from engine.sql.migrations import upgrade  # noqa: E402
 
 WIB_MORNING = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)  # Mon 2 Mar 2026, 09:00 WIB
 LIFECYCLE = (
@@ -72,12 +72,14 @@ def _run_lifecycles(runtime: EmbeddedRuntime, ids: list[str], batch: int) -> Non
     now = WIB_MORNING
     for chunk in range(0, len(ids), batch):
         part = ids[chunk : chunk + batch]
-        runtime.start_many([StartRequest(c, "sp4n-lapor", COMPLAINT, {}) for c in part], now)
+        runtime.execute([StartCommand("sp4n-lapor", c, COMPLAINT) for c in part], now)
     for step, (name, actor, data) in enumerate(LIFECYCLE, start=1):
         now = WIB_MORNING + timedelta(hours=step)
         signal = Signal(name, Actor.parse(actor), data)
         for chunk in range(0, len(ids), batch):
-            decisions = runtime.signal_many([(c, signal) for c in ids[chunk : chunk + batch]], now)
+            decisions = runtime.execute(
+                [SignalCommand(c, signal) for c in ids[chunk : chunk + batch]], now
+            )
             assert all(d.accepted for d in decisions), decisions[0].rejection
 
 
@@ -165,8 +167,8 @@ def _storm_cases(runtime: EmbeddedRuntime, clocks: int) -> datetime:
     """Start ``clocks`` cases at one instant; the deadline they all share."""
     ids = [f"STORM-{i:08d}" for i in range(clocks)]
     for chunk in range(0, clocks, 2000):
-        runtime.start_many(
-            [StartRequest(c, "sp4n-lapor", COMPLAINT, {}) for c in ids[chunk : chunk + 2000]],
+        runtime.execute(
+            [StartCommand("sp4n-lapor", c, COMPLAINT) for c in ids[chunk : chunk + 2000]],
             WIB_MORNING,
         )
     due = runtime.case(ids[0]).next_due
@@ -338,7 +340,7 @@ def national_year(complaints: int, processes: int) -> dict[str, Any]:
             [
                 sys.executable,
                 "-m",
-                "engine.cli",
+                "engine.faces.cli.main",
                 "demo",
                 "--complaints",
                 str(complaints),

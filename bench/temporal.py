@@ -42,17 +42,17 @@ sys.path.insert(0, str(ROOT))
 
 from temporalio.client import Client as TemporalClient  # noqa: E402
 
+from engine.apps.scenarios import run_scenario  # noqa: E402
 from engine.definitions.loader import load_models  # noqa: E402
-from engine.demo import StartRequest  # noqa: E402
-from engine.events import Actor, Signal  # noqa: E402
-from engine.logs import configure_logging  # noqa: E402
-from engine.migrations import upgrade  # noqa: E402
-from engine.model import Model  # noqa: E402
-from engine.runtime import store  # noqa: E402
+from engine.domain.events import Actor, Signal  # noqa: E402
+from engine.domain.model import Model  # noqa: E402
 from engine.runtime.clock import VirtualClock  # noqa: E402
-from engine.runtime.embedded import EmbeddedRuntime  # noqa: E402
-from engine.scenario import run_scenario  # noqa: E402
-from workers.runtime import TimeSkippingHarness  # noqa: E402
+from engine.runtime.contract import SignalCommand, StartCommand  # noqa: E402
+from engine.runtime.logs import configure_logging  # noqa: E402
+from engine.sql import store  # noqa: E402
+from engine.sql.embedded import EmbeddedRuntime  # noqa: E402
+from engine.sql.migrations import upgrade  # noqa: E402
+from workers.testing import TimeSkippingHarness  # noqa: E402
 from workers.workflow import CaseInput, CaseWorkflow  # noqa: E402
 
 WIB = timezone(timedelta(hours=7))
@@ -67,7 +67,7 @@ LIFECYCLE: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("confirm", "reporter", {"rating": 5}),
 )
 DECISIONS_PER_CASE = 1 + len(LIFECYCLE)
-CLI = [sys.executable, "-m", "engine.cli"]
+CLI = [sys.executable, "-m", "engine.faces.cli.main"]
 LONG_SCENARIO = ROOT / "policies" / "tests" / "long-hold-never-lapses.yaml"
 
 
@@ -231,15 +231,13 @@ def _embedded_lifecycles(
     else:
         for chunk in range(0, cases, batch):
             part = ids[chunk : chunk + batch]
-            runtime.start_many(
-                [StartRequest(c, model.name, COMPLAINT, {}) for c in part], CASE_START
-            )
+            runtime.execute([StartCommand(model.name, c, COMPLAINT) for c in part], CASE_START)
         for step, (signal_name, actor, data) in enumerate(LIFECYCLE, start=1):
             now = CASE_START + timedelta(minutes=step)
             event = Signal(signal_name, Actor.parse(actor), data)
             for chunk in range(0, cases, batch):
-                decisions = runtime.signal_many(
-                    [(c, event) for c in ids[chunk : chunk + batch]], now
+                decisions = runtime.execute(
+                    [SignalCommand(c, event) for c in ids[chunk : chunk + batch]], now
                 )
                 assert all(d.accepted for d in decisions), decisions[0].rejection
     seconds = time.perf_counter() - began

@@ -1,4 +1,11 @@
-"""Shared fixtures: the shipped models and a way to run them on a virtual clock."""
+"""Shared fixtures: the shipped models, a way to run them on a virtual clock, and the real
+Temporal servers.
+
+``temporal_servers`` runs ``scripts/temporal-server.sh`` once per session (through
+``workers.servers.ensure_servers``): the first run on a fresh machine builds the Temporal CLI
+with Go and fetches the Java test server from Maven Central, which takes minutes; later runs
+reuse the cache under ``${LAPOR_CACHE:-~/.cache/lapor-sla}/temporal`` and return at once.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +16,10 @@ from pathlib import Path
 import pytest
 
 from engine.definitions.loader import load_models
-from engine.model import Model
+from engine.domain.model import Model
 from engine.runtime.clock import VirtualClock
 from engine.runtime.memory import MemoryRuntime
+from workers import servers
 
 WORKFLOW = "sp4n-lapor"
 
@@ -42,3 +50,16 @@ def make_runtime(models: Mapping[str, Model]) -> RuntimeFactory:
         return MemoryRuntime(models, VirtualClock(start))
 
     return build
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "temporal: needs the real Temporal servers (provisioned by scripts/temporal-server.sh)",
+    )
+
+
+@pytest.fixture(scope="session")
+def temporal_servers() -> tuple[Path, Path]:
+    """``(dev server binary, test server launcher)``, provisioning them if needed."""
+    return servers.ensure_servers()

@@ -7,13 +7,13 @@ Three checks, each of which can fail on its own:
    the sandbox settings the worker uses. A failure means today's code would not reproduce what
    the run did (a change that needed ``workflow.patched``).
 2. The records: each run's ``history`` query answer is merged into one chain by sequence number
-   (``workers.client.merge_runs``); the copies a continued run carries must equal the originals,
+   (``workers.runtime.merge_runs``); the copies a continued run carries must equal the originals,
    and every record that Temporal's event history itself holds (the answers of the ``started``
    and ``signal_case`` updates, the records handed to each continued run) must equal the chain's.
    The query answers come from a worker replaying the run with today's code; this cross-check
    ties them to what the run actually returned at the time.
 3. The decisions: the chain is verified and every decision re-derived through ``decide`` under
-   the pinned model (``engine.sdk.Client.audit``, the same audit every runtime gets).
+   the pinned model (``engine.domain.history.audit_case``, the same audit every runtime gets).
 """
 
 from __future__ import annotations
@@ -26,11 +26,12 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHistory
 from temporalio.converter import PayloadConverter
 from temporalio.worker import Replayer
-from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-from engine.sdk import Client
-from workers.client import TemporalBackend, merge_runs
-from workers.workflow import PASSTHROUGH_MODULES, CaseWorkflow
+from engine.domain.history import audit_case
+from engine.domain.records import HistoryRecord
+from workers.runtime import TemporalRuntime, merge_runs
+from workers.worker import sandbox_runner
+from workers.workflow import CaseWorkflow
 
 __all__ = ["RunReplay", "TemporalAudit", "audit_replay", "case_replayer", "records_in_history"]
 
@@ -73,13 +74,9 @@ class TemporalAudit:
 
 
 def case_replayer(workflows: Sequence[type] = (CaseWorkflow,)) -> Replayer:
-    """A ``Replayer`` with the worker's sandbox (``workers.runtime.case_worker``): a replay that
+    """A ``Replayer`` with the worker's sandbox (``workers.worker.case_worker``): a replay that
     passed other modules through could differ from what the worker ran."""
-    restrictions = SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH_MODULES)
-    return Replayer(
-        workflows=list(workflows),
-        workflow_runner=SandboxedWorkflowRunner(restrictions=restrictions),
-    )
+    return Replayer(workflows=list(workflows), workflow_runner=sandbox_runner())
 
 
 def records_in_history(
@@ -117,7 +114,7 @@ async def _replay(replayer: Replayer, history: WorkflowHistory) -> str | None:
 
 
 def audit_replay(
-    backend: TemporalBackend,
+    backend: TemporalRuntime,
     case_id: str,
     *,
     workflows: Sequence[type] = (CaseWorkflow,),
@@ -154,6 +151,8 @@ def audit_replay(
             )
             break  # one is enough to condemn the chain; the rest would repeat it
 
-    report = Client(backend=backend).audit(case_id)
+    records = [HistoryRecord.from_json(r) for r in chain]
+    case = backend.case(case_id)
+    report = audit_case(case, backend.model_of(case_id), records)
     problems += report.problems
     return TemporalAudit(case_id, tuple(runs), report.records, tuple(problems))

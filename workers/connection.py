@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine.errors import LaporError
+from engine.domain.errors import LaporError
 
 if TYPE_CHECKING:  # the SDK takes ~0.5 s to import; `lapor demo` and friends never need it
     from temporalio.client import Client

@@ -31,7 +31,7 @@ from temporalio.common import (
 if TYPE_CHECKING:
     from temporalio.client import Client
 
-    from engine.case import Case
+    from engine.domain.case import Case
 
 __all__ = [
     "AGENCY",
@@ -134,7 +134,7 @@ async def register(
     )
     from temporalio.service import RPCError, RPCStatusCode
 
-    from engine.errors import LaporError
+    from engine.domain.errors import LaporError
 
     wanted = {key.name: IndexedValueType.ValueType(int(key.indexed_value_type)) for key in keys}
     operator = client.operator_service

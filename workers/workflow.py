@@ -1,8 +1,9 @@
 """The Temporal shell around the core: one ``CaseWorkflow`` per case (workflow id = case id).
 
 The workflow owns no rules. It keeps the case and its history records in workflow state, asks
-``engine.core.decide`` what every event does, and only decides *when* to ask: at start, when an
-update (a party's signal) arrives, and when the earliest running clock's ``wake_at(due)`` passes.
+``engine.domain.machine.decide`` what every event does, and only decides *when* to ask: at start,
+when an update (a party's signal) arrives, and when the earliest running clock's ``wake_at(due)``
+passes.
 
 Time: the case's time is ``workflow.now() + clock_offset_s``, floored to the whole second.
 ``clock_offset_s`` is 0 in production; scenario runs pass ``scenario_start - server_now`` so a
@@ -22,7 +23,7 @@ a slow delivery never delays a deadline; the run waits for outstanding deliverie
 
 Continue-as-new: past ``continue_after`` records in one run (500 by default) the workflow starts a
 new run with the case and the last ``history_keep`` records, once every effect delivery of this
-run has finished; older records stay in the earlier runs (``workers.client.TemporalBackend``
+run has finished; older records stay in the earlier runs (``workers.runtime.TemporalRuntime``
 queries every run of the chain to put the full history together).
 
 Search attributes (``workers.search_attributes``: status, state, agency, region, escalation level,
@@ -45,21 +46,28 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from engine.case import Case
-    from engine.core import Decision, decide, wake_at
-    from engine.errors import LaporError
-    from engine.events import Actor, ClockLapsed, Signal, Started
-    from engine.model import Model
+    from engine.domain.case import Case, agency_view
+    from engine.domain.errors import LaporError
+    from engine.domain.events import Actor, ClockLapsed, Signal, Started
+    from engine.domain.machine import Decision, decide, wake_at
+    from engine.domain.model import Model
+    from engine.runtime.contract import SignalCommand, request_fingerprint
     from workers import search_attributes
     from workers.activities import (
         DELIVERY_RETRY,
         DELIVERY_TIMEOUT,
+        Deliveries,
         EffectBatch,
-        deliver_effects,
-        world_effects,
+        batch_for,
     )
 
-__all__ = ["PASSTHROUGH_MODULES", "SEARCH_ATTRIBUTES_PATCH", "CaseInput", "CaseWorkflow"]
+__all__ = [
+    "KEYED_SIGNALS_PATCH",
+    "PASSTHROUGH_MODULES",
+    "SEARCH_ATTRIBUTES_PATCH",
+    "CaseInput",
+    "CaseWorkflow",
+]
 
 #: Modules the workflow sandbox must pass through (pure, deterministic; ``cel`` is native).
 PASSTHROUGH_MODULES = (
@@ -74,11 +82,16 @@ PASSTHROUGH_MODULES = (
 #: Never rename it: recorded histories carry it in their patch markers.
 SEARCH_ATTRIBUTES_PATCH = "search-attributes"
 
+#: The ``workflow.patched`` id guarding idempotent keyed signals: a key seen before answers its
+#: first outcome (or ``key_reused``) instead of being decided again. Never rename it.
+KEYED_SIGNALS_PATCH = "keyed-signals"
+
 
 @dataclass
 class CaseInput:
-    """What starts a case workflow. The reporter's identity is deliberately not here: it would sit
-    in Temporal's event history in clear; the caller stores it apart."""
+    """What starts a case workflow. The reporter's identity is never here in clear (it would sit
+    in Temporal's event history): only sealed, ``reporter_sealed`` (``engine.runtime.identity``),
+    which the workflow never opens."""
 
     model_json: str  # json.dumps(Model.to_data()): a string, because Temporal's JSON converter
     # sorts object keys and the order of transitions is meaningful ("allowed now: ..." lists them)
@@ -94,6 +107,12 @@ class CaseInput:
     #: Set only on a continued run: the case and the tail of its history records.
     case: dict[str, Any] | None = None
     history: list[dict[str, Any]] | None = None
+    #: The start's idempotency key and ``request_fingerprint`` (a retried start is compared).
+    key: str | None = None
+    fingerprint: str | None = None
+    reporter_sealed: str | None = None
+    #: Keys of the signals decided so far: key -> [fingerprint, seq] (carried when continuing).
+    keys: dict[str, list[Any]] | None = None
 
 
 @dataclass
@@ -125,12 +144,16 @@ class CaseWorkflow:
         if params.case is not None:  # a continued run: the start was decided long ago
             self._case = Case.from_json(params.case)
             self._history = list(params.history or [])
+        self._params = params
+        self._keys: dict[str, list[Any]] = dict(params.keys or {})
         self._start_rejection: tuple[str, str] | None = None
         self._started = self._case is not None
         self._queue: list[_Pending] = []
         self._numbered = 0
         self._outcomes: dict[int, _Outcome] = {}
         self._deliveries: list[tuple[EffectBatch, asyncio.Task[Any]]] = []
+        self._delivered = 0  # messages of finished deliveries (this run), for ``deliveries``
+        self._undelivered = 0
         self._continue_at: int | None = None
         self._indexed = False  # whether this run upserts search attributes (patched)
 
@@ -172,7 +195,7 @@ class CaseWorkflow:
                 self._over_threshold()
                 and not self._queue
                 and workflow.all_handlers_finished()
-                and self._delivered()
+                and self._all_delivered()
             )
 
         while self._case is not None and not self._case.closed:
@@ -194,6 +217,10 @@ class CaseWorkflow:
                         history_keep=params.history_keep,
                         case=self._case.to_json(),
                         history=keep,
+                        key=params.key,
+                        fingerprint=params.fingerprint,
+                        reporter_sealed=params.reporter_sealed,
+                        keys=self._keys,
                     )
                 )
             if self._lapse_if_due():
@@ -234,7 +261,7 @@ class CaseWorkflow:
     def _over_threshold(self) -> bool:
         return self._continue_at is not None and len(self._history) >= self._continue_at
 
-    def _delivered(self) -> bool:
+    def _all_delivered(self) -> bool:
         return all(task.done() for _, task in self._deliveries)
 
     def _lapse_if_due(self) -> bool:
@@ -263,6 +290,9 @@ class CaseWorkflow:
             return
         self._store(decision)
         record = decision.record.to_json() if decision.record is not None else None
+        if pending.signal.key is not None and record is not None and self._case is not None:
+            command = SignalCommand(self._case.id, pending.signal)
+            self._keys[pending.signal.key] = [request_fingerprint(command), record["seq"]]
         self._outcomes[pending.number] = _Outcome(record=record)
 
     def _store(self, decision: Decision) -> None:
@@ -272,9 +302,11 @@ class CaseWorkflow:
         record = decision.record.to_json()
         self._history.append(record)
         self._index()
-        effects = world_effects(record)
-        if effects:
-            self._deliver(EffectBatch(decision.case.id, decision.record.seq, effects))
+        batch = batch_for(
+            decision.case.id, decision.record.seq, record["effects"], agency_view(decision.case)
+        )
+        if batch is not None:
+            self._deliver(batch)
 
     def _index(self) -> None:
         """Bring the run's search attributes up to date with the case (no command if equal)."""
@@ -286,14 +318,26 @@ class CaseWorkflow:
 
     def _deliver(self, batch: EffectBatch) -> None:
         """Start delivering one decision's effects; the loop never waits for it."""
-        self._deliveries = [(b, t) for b, t in self._deliveries if not t.done()]
-        task = workflow.start_activity(
-            deliver_effects,
+        self._prune_deliveries()
+        task = workflow.start_activity_method(
+            Deliveries.deliver_effects,
             batch,
             start_to_close_timeout=DELIVERY_TIMEOUT,
             retry_policy=DELIVERY_RETRY,
         )
         self._deliveries.append((batch, task))
+
+    def _prune_deliveries(self) -> None:
+        """Count the finished deliveries and forget them."""
+        running: list[tuple[EffectBatch, asyncio.Task[Any]]] = []
+        for batch, task in self._deliveries:
+            if not task.done():
+                running.append((batch, task))
+            elif task.cancelled() or task.exception() is not None:
+                self._undelivered += len(batch.effects)
+            else:
+                self._delivered += len(batch.effects)
+        self._deliveries = running
 
     async def _drain_deliveries(self) -> None:
         """Let every delivery finish before the run ends (a failed one is logged, not fatal:
@@ -302,7 +346,7 @@ class CaseWorkflow:
         for result in results:
             if isinstance(result, BaseException):
                 workflow.logger.warning("effect delivery gave up: %s", type(result).__name__)
-        self._deliveries.clear()
+        self._prune_deliveries()
 
     # --- updates and queries -----------------------------------------------------------------
 
@@ -319,6 +363,8 @@ class CaseWorkflow:
     async def signal_case(
         self, name: str, actor: str, data: dict[str, Any], key: str | None = None
     ) -> dict[str, Any]:
+        if key is not None and key in self._keys and workflow.patched(KEYED_SIGNALS_PATCH):
+            return self._replay_key(Signal(name, Actor.parse(actor), dict(data), key))
         self._numbered += 1
         number = self._numbered
         self._queue.append(_Pending(number, Signal(name, Actor.parse(actor), dict(data), key)))
@@ -326,13 +372,27 @@ class CaseWorkflow:
         if self._over_threshold():
             # The run continues as new right after this answer; let it go out with the
             # continuation (see the loop), not before it.
-            await workflow.wait_condition(self._delivered)
+            await workflow.wait_condition(self._all_delivered)
         outcome = self._outcomes.pop(number)
         if outcome.rejection is not None:
             code, reason = outcome.rejection
             raise ApplicationError(reason, type=code, non_retryable=True)
         assert self._case is not None
         return {"case": self._case.to_json(), "record": outcome.record}
+
+    def _replay_key(self, signal: Signal) -> dict[str, Any]:
+        """A keyed signal seen before: its first outcome again, or ``key_reused`` for another
+        request under the same key (as every runtime answers, ``engine.runtime.contract``)."""
+        assert self._case is not None and signal.key is not None
+        fingerprint, seq = self._keys[signal.key]
+        if fingerprint != request_fingerprint(SignalCommand(self._case.id, signal)):
+            raise ApplicationError(
+                f"idempotency key {signal.key!r} was already used for a different request",
+                type="key_reused",
+                non_retryable=True,
+            )
+        record = next((r for r in self._history if r["seq"] == seq), None)
+        return {"case": self._case.to_json(), "record": record, "seq": seq, "replayed": True}
 
     @signal_case.validator
     def _validate_signal(
@@ -342,6 +402,8 @@ class CaseWorkflow:
             raise ApplicationError(
                 "the case has not started", type="not_started", non_retryable=True
             )
+        if key is not None and key in self._keys:
+            return  # answered from the keys (``signal_case``), not decided again
         try:
             signal = Signal(name, Actor.parse(actor), dict(data), key)
         except Exception as exc:  # LaporError for a malformed actor
@@ -360,6 +422,41 @@ class CaseWorkflow:
     @workflow.query
     def history(self) -> list[dict[str, Any]]:
         return list(self._history)
+
+    @workflow.query
+    def start_request(self) -> dict[str, Any]:
+        """The start's key and request fingerprint, and the sealed reporter identity: what a
+        retried keyed start is compared with, and what reporter-facing calls open."""
+        return {
+            "key": self._params.key,
+            "fingerprint": self._params.fingerprint,
+            "reporter_sealed": self._params.reporter_sealed,
+        }
+
+    @workflow.query
+    def model(self) -> str:
+        """The pinned model (``Model.to_data()`` as JSON)."""
+        return self._params.model_json
+
+    @workflow.query
+    def deliveries(self) -> dict[str, int]:
+        """Messages of this run's deliveries: finished, given up, still running."""
+        running = sum(len(b.effects) for b, t in self._deliveries if not t.done())
+        done = sum(
+            len(b.effects)
+            for b, t in self._deliveries
+            if t.done() and not t.cancelled() and t.exception() is None
+        )
+        failed = sum(
+            len(b.effects)
+            for b, t in self._deliveries
+            if t.done() and (t.cancelled() or t.exception() is not None)
+        )
+        return {
+            "delivered": self._delivered + done,
+            "gave_up": self._undelivered + failed,
+            "pending": running,
+        }
 
 
 def _model_from(model_json: str) -> Model:

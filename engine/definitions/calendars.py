@@ -24,9 +24,9 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from engine.calendar import CalendarYear, Holiday, WorkingCalendar
 from engine.definitions.yamlio import MarkedDict, MarkedList, load_yaml_file
-from engine.errors import CalendarError, DefinitionError, DefinitionErrors, Location
+from engine.domain.calendar import CalendarYear, Holiday, WorkingCalendar
+from engine.domain.errors import CalendarError, DefinitionError, DefinitionErrors, Location
 
 __all__ = ["load_calendar_year", "load_calendars", "seed_calendar_year"]
 

@@ -18,7 +18,6 @@ from typing import Any, TypeVar, cast
 import cel
 from pydantic import BaseModel
 
-from engine.calendar import REGION_ZONES
 from engine.definitions.schema import (
     EscalationPolicy,
     Parsed,
@@ -26,7 +25,8 @@ from engine.definitions.schema import (
     SlaPolicy,
     WorkflowFile,
 )
-from engine.errors import DefinitionError, Location
+from engine.domain.calendar import REGION_ZONES
+from engine.domain.errors import DefinitionError, Location
 
 __all__ = ["GUARD_FUNCTIONS", "GUARD_VARIABLES", "check_definitions", "check_guard", "unknown"]
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from types import MappingProxyType
 
-from engine.calendar import Duration, WorkingCalendar
 from engine.definitions.schema import (
     DurationTable,
     EscalationPolicy,
@@ -18,7 +17,8 @@ from engine.definitions.schema import (
     TransitionSpec,
     WorkflowFile,
 )
-from engine.model import (
+from engine.domain.calendar import Duration, WorkingCalendar
+from engine.domain.model import (
     Agency,
     Clock,
     ClockDuration,

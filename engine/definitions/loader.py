@@ -15,7 +15,6 @@ from typing import Any, TypeVar, cast
 
 from pydantic import BaseModel, ValidationError
 
-from engine.calendar import WorkingCalendar
 from engine.definitions.calendars import load_calendar_year, load_calendars
 from engine.definitions.checks import check_definitions, unknown
 from engine.definitions.compiler import compile_model
@@ -30,8 +29,15 @@ from engine.definitions.schema import (
 )
 from engine.definitions.schema_errors import schema_errors, type_name
 from engine.definitions.yamlio import MAX_DEPTH, MarkedDict, read_yaml
-from engine.errors import CalendarError, DefinitionError, DefinitionErrors, LaporError, Location
-from engine.model import Model
+from engine.domain.calendar import WorkingCalendar
+from engine.domain.errors import (
+    CalendarError,
+    DefinitionError,
+    DefinitionErrors,
+    LaporError,
+    Location,
+)
+from engine.domain.model import Model
 
 __all__ = [
     "MAX_DEPTH",

@@ -29,9 +29,9 @@ from pydantic import (
 from pydantic.functional_validators import AfterValidator
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from engine.calendar import Duration
 from engine.definitions.yamlio import MarkedDict
-from engine.errors import CalendarError, Location
+from engine.domain.calendar import Duration
+from engine.domain.errors import CalendarError, Location
 
 __all__ = [
     "DURATION_TABLE_TAG",

@@ -18,7 +18,7 @@ from typing import Any, get_args, get_origin
 from pydantic import BaseModel
 
 from engine.definitions.schema import DURATION_TABLE_TAG, DURATION_TEXT_TAG, ITEM_NOUNS, Source
-from engine.errors import DefinitionError
+from engine.domain.errors import DefinitionError
 
 __all__ = ["schema_error", "schema_errors", "type_name"]
 

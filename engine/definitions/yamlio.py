@@ -23,7 +23,7 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from engine.errors import DefinitionError, Location
+from engine.domain.errors import DefinitionError, Location
 
 __all__ = [
     "MAX_DEPTH",

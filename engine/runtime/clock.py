@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Protocol
 
-from engine.core import LAPSE_MARGIN, wake_at
+from engine.domain.machine import LAPSE_MARGIN, wake_at
 
 __all__ = ["LAPSE_MARGIN", "Clock", "VirtualClock", "WallClock", "wake_at"]
 

@@ -1,22 +1,62 @@
-"""Errors of the durable runtimes, mapped from the database driver's at the store boundary.
+"""Errors of the runtimes: the caller's mistakes every runtime reports alike, and the storage
+errors the adapters map their drivers' into.
 
-A user never sees a SQLAlchemy or psycopg traceback: ``engine.runtime.store`` turns driver errors
-into these, each a ``LaporError`` with a message that says what happened and what to do.
+A user never sees a SQLAlchemy, psycopg or Temporal RPC traceback: ``engine.sql.store`` and the
+Temporal adapter (``workers.runtime``) turn driver errors into these, each a ``LaporError`` with a
+message that says what happened and what to do.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from engine.errors import LaporError
+from engine.domain.errors import LaporError
 
 __all__ = [
     "ConcurrencyError",
     "IntegrityViolationError",
+    "KeyReuseError",
+    "RuntimeUnavailableError",
     "SchemaMissingError",
     "StoreBusyError",
     "StoreError",
+    "UnknownCaseError",
+    "UnknownWorkflowError",
 ]
+
+
+class UnknownCaseError(LaporError):
+    """No case has this id (or its start was refused, which records nothing)."""
+
+    def __init__(self, case_id: str) -> None:
+        self.case_id = case_id
+        super().__init__(f"unknown case {case_id!r}")
+
+
+class UnknownWorkflowError(LaporError):
+    """A start named a workflow the runtime has no definition of."""
+
+    def __init__(self, workflow: str, known: Iterable[str]) -> None:
+        self.workflow = workflow
+        shown = ", ".join(known) or "none loaded"
+        super().__init__(f"unknown workflow {workflow!r}; known: {shown}")
+
+
+class KeyReuseError(LaporError):
+    """An idempotency key came back with a different request than the one it was first used
+    for: answering the first outcome would lose this request silently."""
+
+    def __init__(self, key: str, case_id: str) -> None:
+        self.key = key
+        self.case_id = case_id
+        super().__init__(
+            f"idempotency key {key!r} was already used for a different request (case "
+            f"{case_id}); a retry must repeat the request exactly, a new request needs a new key"
+        )
+
+
+class RuntimeUnavailableError(LaporError):
+    """The runtime's server could not be reached or did not answer (Temporal RPC errors)."""
 
 
 class StoreError(LaporError):

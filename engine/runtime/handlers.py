@@ -27,8 +27,8 @@ from urllib.parse import urlsplit
 
 import structlog
 
-from engine.errors import LaporError
-from engine.runtime.outbox import DeliveryError, DeliveryHandler, OutboxMessage
+from engine.domain.errors import LaporError
+from engine.runtime.delivery import DeliveryError, DeliveryHandler, OutboxMessage
 
 __all__ = [
     "ENTRY_POINT_GROUP",

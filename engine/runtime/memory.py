@@ -1,117 +1,176 @@
 """An in-memory runtime on a virtual clock: what ``lapor simulate`` and ``lapor test`` run on.
 
-It keeps cases, their histories and a timer heap in dictionaries; it is the reference shell the
-durable runtimes must agree with, decision for decision.
+It keeps cases, their histories, used idempotency keys, a timer heap and an outbox in
+dictionaries and lists; it is the reference shell the durable runtimes must agree with, decision
+for decision (``tests/contract/``).
 """
 
 from __future__ import annotations
 
 import heapq
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from engine.case import Case
-from engine.core import Decision, decide
-from engine.errors import LaporError
-from engine.events import SYSTEM, Actor, ClockLapsed, Signal, Started
-from engine.model import Model
-from engine.records import HistoryRecord
-from engine.runtime.clock import VirtualClock, wake_at
-
-if TYPE_CHECKING:
-    from engine.demo import StartRequest
+from engine.domain.case import Case
+from engine.domain.events import ClockLapsed, Started
+from engine.domain.machine import Decision, decide, wake_at
+from engine.domain.model import Model
+from engine.domain.records import HistoryRecord
+from engine.runtime.clock import VirtualClock
+from engine.runtime.contract import (
+    Command,
+    Outcome,
+    Runtime,
+    StartCommand,
+    check_key_reuse,
+    model_for_workflow,
+    request_fingerprint,
+)
+from engine.runtime.delivery import (
+    DeliveryHandler,
+    DeliveryReport,
+    OutboxMessage,
+    handler_for,
+    messages_for,
+)
+from engine.runtime.errors import UnknownCaseError
 
 __all__ = ["MemoryRuntime"]
 
 
-class MemoryRuntime:
+@dataclass(frozen=True, slots=True)
+class _UsedKey:
+    case_id: str
+    fingerprint: str
+    outcome: Outcome
+
+
+class MemoryRuntime(Runtime):
+    """``handlers`` receive every world-facing effect when ``deliver`` is called; a handler that
+    raises keeps its message for the next call (no backoff: this is a simulation)."""
+
     def __init__(
         self,
         models: Mapping[str, Model],
         clock: VirtualClock,
         *,
         observer: Callable[[Decision], None] | None = None,
+        handlers: Sequence[DeliveryHandler] = (),
     ) -> None:
         self.models = dict(models)
         self.clock = clock
         self.observer = observer
+        self.handlers = list(handlers)
         self._cases: dict[str, Case] = {}
         self._history: dict[str, list[HistoryRecord]] = {}
         self._models_by_case: dict[str, Model] = {}
+        self._reporters: dict[str, Mapping[str, Any]] = {}
+        self._keys: dict[str, _UsedKey] = {}
+        self._outbox: list[OutboxMessage] = []
         self._timers: list[tuple[datetime, int, str, str, datetime]] = []
         self._tiebreak = 0
 
-    def start(
-        self,
-        workflow: str,
-        case_id: str,
-        data: Mapping[str, Any],
-        *,
-        reporter: Mapping[str, Any] | None = None,
-        actor: Actor = SYSTEM,
-        at: datetime | None = None,
-    ) -> Decision:
-        model = self.models.get(workflow)
-        if model is None:
-            raise LaporError(
-                f"unknown workflow {workflow!r}; known: {', '.join(sorted(self.models))}"
-            )
+    def execute(self, commands: Sequence[Command], at: datetime | None = None) -> list[Outcome]:
         if at is not None:
             self.advance_to(at)
-        event = Started(case_id, dict(data), actor, reporter or {})
-        decision = decide(model, self._cases.get(case_id), event, self.clock.now())
-        if decision.accepted:
-            self._models_by_case[case_id] = model
-        return self._store(case_id, decision)
+        return [self._execute_one(command) for command in commands]
 
-    def signal(self, case_id: str, signal: Signal, *, at: datetime | None = None) -> Decision:
-        if at is not None:
-            self.advance_to(at)
-        model = self._models_by_case.get(case_id)
-        if model is None:
-            raise LaporError(f"unknown case {case_id!r}")
-        decision = decide(model, self._cases[case_id], signal, self.clock.now())
-        return self._store(case_id, decision)
+    def _execute_one(self, command: Command) -> Outcome:
+        key = command.key
+        if key is not None and key in self._keys:
+            used = self._keys[key]
+            check_key_reuse(key, used.fingerprint, command, used.case_id)
+            return Outcome(used.outcome.case_id, used.outcome.decision, replayed=True)
+        now = self.clock.now()
+        if isinstance(command, StartCommand):
+            model = model_for_workflow(self.models, command.workflow)
+            event = Started(command.case_id, dict(command.data), command.actor, command.reporter)
+            decision = decide(model, self._cases.get(command.case_id), event, now)
+            if decision.accepted:
+                self._models_by_case[command.case_id] = model
+                if command.reporter:
+                    self._reporters[command.case_id] = dict(command.reporter)
+        else:
+            model = self._model(command.case_id)
+            decision = decide(model, self._cases[command.case_id], command.signal, now)
+        outcome = Outcome(command.case_id, self._store(command.case_id, decision))
+        if key is not None and decision.accepted:
+            self._keys[key] = _UsedKey(command.case_id, request_fingerprint(command), outcome)
+        return outcome
 
-    def start_many(self, requests: Sequence[StartRequest], now: datetime) -> list[Decision]:
-        return [
-            self.start(r.workflow, r.case_id, r.data, reporter=r.reporter, at=now) for r in requests
-        ]
-
-    def signal_many(self, items: Sequence[tuple[str, Signal]], now: datetime) -> list[Decision]:
-        return [self.signal(case_id, signal, at=now) for case_id, signal in items]
-
-    def start_and_signal(
-        self,
-        requests: Sequence[StartRequest],
-        items: Sequence[tuple[str, Signal]],
-        now: datetime,
-    ) -> list[Decision]:
-        return self.start_many(requests, now) + self.signal_many(items, now)
+    def register(self, models: Mapping[str, Model]) -> None:
+        self.models.update(models)
 
     def advance_to(self, moment: datetime) -> None:
         """Move the virtual clock to ``moment``, firing every timer due on the way, in order."""
         while self._timers and self._timers[0][0] <= moment:
             wake, _, case_id, clock, due_at = heapq.heappop(self._timers)
             self.clock.advance_to(wake)  # never backwards: a late timer fires at the clock's now
-            model = self._models_by_case[case_id]
             event = ClockLapsed(clock, due_at)
-            decision = decide(model, self._cases[case_id], event, self.clock.now())
+            decision = decide(self._model(case_id), self._cases[case_id], event, self.clock.now())
             self._store(case_id, decision)
         self.clock.advance_to(moment)
+
+    def fire_due(self, now: datetime, limit: int = 1000) -> int:
+        """Fire the timers waking by ``now`` (the clock moves there), at most ``limit``."""
+        fired = 0
+        while self._timers and self._timers[0][0] <= now and fired < limit:
+            wake, _, case_id, clock, due_at = heapq.heappop(self._timers)
+            self.clock.advance_to(wake)
+            event = ClockLapsed(clock, due_at)
+            decision = decide(self._model(case_id), self._cases[case_id], event, self.clock.now())
+            if self._store(case_id, decision).accepted:
+                fired += 1
+        return fired
+
+    def deliver(self, now: datetime | None = None) -> DeliveryReport:
+        delivered = failed = unhandled = 0
+        kept: list[OutboxMessage] = []
+        for message in self._outbox:
+            handler = handler_for(self.handlers, message)
+            if handler is None:
+                unhandled += 1
+                kept.append(message)
+                continue
+            try:
+                handler.deliver(message)
+            except Exception:  # a failed delivery is the message's, never the batch's
+                failed += 1
+                kept.append(_next_attempt(message))
+                continue
+            delivered += 1
+        self._outbox = kept
+        return DeliveryReport(delivered, failed, 0, len(kept), unhandled)
 
     def case(self, case_id: str) -> Case:
         try:
             return self._cases[case_id]
         except KeyError:
-            raise LaporError(f"unknown case {case_id!r}") from None
+            raise UnknownCaseError(case_id) from None
 
     def history(self, case_id: str) -> list[HistoryRecord]:
+        if case_id not in self._cases:
+            raise UnknownCaseError(case_id)
         return list(self._history.get(case_id, []))
 
     def model_of(self, case_id: str) -> Model:
-        return self._models_by_case[case_id]
+        return self._model(case_id)
+
+    def reporter(self, case_id: str) -> Mapping[str, Any] | None:
+        if case_id not in self._cases:
+            raise UnknownCaseError(case_id)
+        return self._reporters.get(case_id)
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+    def _model(self, case_id: str) -> Model:
+        model = self._models_by_case.get(case_id)
+        if model is None:
+            raise UnknownCaseError(case_id)
+        return model
 
     def _store(self, case_id: str, decision: Decision) -> Decision:
         if self.observer is not None and (decision.record or decision.rejection):
@@ -120,9 +179,15 @@ class MemoryRuntime:
             return decision
         self._cases[case_id] = decision.case
         self._history.setdefault(case_id, []).append(decision.record)
+        if self.handlers:
+            self._outbox.extend(messages_for(decision.case, decision.record))
         for clock in decision.case.clocks:
             if clock.running and clock.due_at is not None:
                 self._tiebreak += 1
                 entry = (wake_at(clock.due_at), self._tiebreak, case_id, clock.name, clock.due_at)
                 heapq.heappush(self._timers, entry)
         return decision
+
+
+def _next_attempt(message: OutboxMessage) -> OutboxMessage:
+    return replace(message, attempts=message.attempts + 1)

@@ -16,13 +16,13 @@ from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
-from engine.errors import LaporError
-from engine.events import Escalated, Lapsed
+from engine.domain.errors import LaporError
+from engine.domain.events import Escalated, Lapsed
 
 if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer
 
-    from engine.core import Decision
+    from engine.domain.machine import Decision
 
 __all__ = [
     "batch_duration_seconds",

@@ -13,7 +13,7 @@ import pytest
 
 from engine.definitions.loader import MAX_DEPTH, load_model, validate_paths
 from engine.definitions.yamlio import MAX_FILE_BYTES
-from engine.errors import DefinitionError, DefinitionErrors
+from engine.domain.errors import DefinitionError, DefinitionErrors
 
 BAD_INPUTS = Path(__file__).parent / "bad_inputs"
 CASES = sorted(BAD_INPUTS.glob("*.yaml"))

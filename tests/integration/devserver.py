@@ -17,12 +17,12 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from engine.errors import LaporError
+from engine.domain.errors import LaporError
 from workers.connection import TemporalTarget
 
 __all__ = ["CLI", "dev_server", "free_port", "start_worker", "stop", "wait_until_serving"]
 
-CLI = [sys.executable, "-m", "engine.cli"]
+CLI = [sys.executable, "-m", "engine.faces.cli.main"]
 STARTUP = 30.0  # seconds, for the port and then a healthy frontend
 
 

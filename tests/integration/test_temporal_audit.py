@@ -6,7 +6,7 @@ as new after 2 records of its own, carrying only the last record: its 9 records 
 runs, and only the union of the runs holds the whole chain. Its signals follow each other as fast
 as the client can send them, so some reach a run in its very first workflow task.
 
-1. ``TemporalBackend.history`` (``lapor history``, plain ``lapor audit``) returns every record from
+1. ``TemporalRuntime.history`` (``lapor history``, plain ``lapor audit``) returns every record from
    seq 1, not only the latest run's tail.
 2. ``lapor audit replay`` replays each run with Temporal's ``Replayer`` and passes; plain
    ``lapor audit CASE`` still works beside it.
@@ -34,13 +34,14 @@ with workflow.unsafe.imports_passed_through():
     from temporalio.client import Client as TemporalClient
     from typer.testing import CliRunner
 
-    from engine.cli import app, main
-    from engine.errors import LaporError
-    from engine.model import Model
-    from engine.sdk import Client
+    from engine.domain.errors import LaporError
+    from engine.domain.model import Model
+    from engine.faces.cli.main import app, main
+    from engine.faces.sdk import Client
     from tests.integration.devserver import dev_server, start_worker, stop
     from workers.audit import audit_replay
-    from workers.client import TemporalBackend
+    from workers.connection import TemporalTarget
+    from workers.runtime import TemporalRuntime
     from workers.workflow import CaseInput, CaseWorkflow
 
 pytestmark = [pytest.mark.temporal, pytest.mark.usefixtures("temporal_servers")]
@@ -84,7 +85,7 @@ def address(tmp_path_factory: pytest.TempPathFactory, temporal_servers: object) 
 
 
 async def _start(address: str, params: CaseInput, *, queue: str = QUEUE) -> None:
-    """Start a case workflow directly: ``TemporalBackend`` has no continue-as-new knobs."""
+    """Start a case workflow directly: ``TemporalRuntime`` has no continue-as-new knobs."""
     client = await TemporalClient.connect(address)
     handle = await client.start_workflow(
         CaseWorkflow.run, params, id=params.case_id, task_queue=queue
@@ -101,7 +102,8 @@ def continued(address: str, models: Mapping[str, Model]) -> str:
     model_json = json.dumps(models["sp4n-lapor"].to_data())
     params = CaseInput(model_json, case_id, dict(INTAKE), continue_after=2, history_keep=1)
     asyncio.run(_start(address, params))
-    with Client(backend=TemporalBackend(address, task_queue=QUEUE)) as client:
+    runtime = TemporalRuntime.connect(TemporalTarget(address, task_queue=QUEUE))
+    with Client(runtime=runtime) as client:
         for name, actor, data in SIGNALS:
             result = client.signal(case_id, name, actor=actor, data=data)
             assert result.accepted, (name, result)
@@ -109,7 +111,7 @@ def continued(address: str, models: Mapping[str, Model]) -> str:
 
 
 def test_history_holds_every_record_across_runs(address: str, continued: str) -> None:
-    backend = TemporalBackend(address)
+    backend = TemporalRuntime.connect(TemporalTarget(address))
     try:
         run_ids = backend.run_ids(continued)
         latest_tail = backend.run(
@@ -146,7 +148,7 @@ def test_audit_replay_passes_and_plain_audit_still_works(address: str, continued
 
 
 def test_a_run_that_does_not_replay_is_a_problem(address: str, continued: str) -> None:
-    backend = TemporalBackend(address)
+    backend = TemporalRuntime.connect(TemporalTarget(address))
     try:
         report = audit_replay(backend, continued, workflows=[DriftedCaseWorkflow])
     finally:
@@ -164,10 +166,10 @@ def test_a_forged_tail_fails_the_audit(
 ) -> None:
     """A run started as the continuation of a case, carrying records that were altered: Temporal
     replays it fine (it is deterministic), the chain check does not."""
-    backend = TemporalBackend(address)
+    backend = TemporalRuntime.connect(TemporalTarget(address))
     try:
         genuine = [r.to_json() for r in backend.history(continued)][:3]
-        case, _ = backend.case(continued)
+        case = backend.case(continued)
     finally:
         backend.close()
     genuine[1]["event"]["data"]["agency"] = "kemenag"  # the disposition, rewritten afterwards
@@ -204,7 +206,7 @@ def test_a_query_no_worker_answers_says_so(address: str, models: Mapping[str, Mo
     case_id = "LAPOR-AUDIT-NO-WORKER"
     params = CaseInput(json.dumps(models["sp4n-lapor"].to_data()), case_id, dict(INTAKE))
     asyncio.run(_start(address, params, queue="nobody-polls-this"))
-    backend = TemporalBackend(address, query_timeout=timedelta(seconds=0.5))
+    backend = TemporalRuntime.connect(TemporalTarget(address), query_timeout=timedelta(seconds=0.5))
     try:
         with pytest.raises(LaporError, match="no worker answered the query"):
             backend.history(case_id)

@@ -1,7 +1,7 @@
 """End to end on the real dev server: ``temporal dev`` + ``worker`` as processes, the SDK's
-``Client`` over ``TemporalBackend``.
+``Client`` over ``TemporalRuntime``.
 
-Both commands run as ``python -m engine.cli`` (the ``lapor`` command itself) on free
+Both commands run as ``python -m engine.faces.cli.main`` (the ``lapor`` command itself) on free
 ports; the dev server keeps its state in a SQLite file under ``tmp_path``.
 """
 
@@ -15,11 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from engine.errors import LaporError
-from engine.history import verify_chain
-from engine.sdk import Client
+from engine.domain.errors import LaporError
+from engine.domain.history import verify_chain
+from engine.faces.sdk import Client
 from tests.integration.devserver import dev_server, start_worker, stop
-from workers.client import TemporalBackend
+from workers.connection import TemporalTarget
+from workers.runtime import TemporalRuntime
 
 pytestmark = [pytest.mark.temporal, pytest.mark.usefixtures("temporal_servers")]
 
@@ -36,7 +37,8 @@ def test_a_case_through_the_dev_server_and_a_worker_process(address: str) -> Non
     queue = f"lapor-test-{os.getpid()}"
     worker = start_worker(address, queue, stderr=subprocess.PIPE)
     try:
-        with Client(backend=TemporalBackend(address, task_queue=queue)) as client:
+        runtime = TemporalRuntime.connect(TemporalTarget(address, task_queue=queue))
+        with Client(runtime=runtime) as client:
             started = client.start("sp4n-lapor", INTAKE)
             assert started.accepted and started.seq == 1 and started.state == "submitted"
             case_id = started.case_id
@@ -68,13 +70,14 @@ def test_a_case_through_the_dev_server_and_a_worker_process(address: str) -> Non
     assert code == 0, worker.stderr.read().decode(errors="replace")
 
 
-def test_a_keyed_start_retried_returns_the_first_case_and_a_reporter_is_refused(
+def test_a_keyed_start_retried_returns_the_first_case_and_an_unsealed_reporter_is_refused(
     address: str,
 ) -> None:
     queue = f"lapor-keys-{os.getpid()}"
     worker = start_worker(address, queue, stderr=subprocess.PIPE)
     try:
-        with Client(backend=TemporalBackend(address, task_queue=queue)) as client:
+        runtime = TemporalRuntime.connect(TemporalTarget(address, task_queue=queue))
+        with Client(runtime=runtime) as client:
             first = client.start("sp4n-lapor", INTAKE, key="sms-1708:msg-42")
             again = client.start("sp4n-lapor", INTAKE, key="sms-1708:msg-42")
             assert first.accepted and not first.replayed
@@ -99,7 +102,9 @@ def test_a_keyed_start_retried_returns_the_first_case_and_a_reporter_is_refused(
             ]
             assert [r.seq for r in client.history(both[0].case_id)] == [1]
 
-            with pytest.raises(LaporError, match="keeps no reporter identities"):
+            # Without an identity key nothing could seal it: refused, never sent in clear.
+            runtime.seal = None
+            with pytest.raises(LaporError, match="LAPOR_IDENTITY_KEY"):
                 client.start("sp4n-lapor", INTAKE, reporter={"name": "Siti Rahayu"})
     finally:
         code = stop(worker)
@@ -120,7 +125,8 @@ def test_cases_evicted_from_a_one_case_worker_cache_replay_and_carry_on(address:
         stderr=subprocess.PIPE,
     )
     try:
-        with Client(backend=TemporalBackend(address, task_queue=queue)) as client:
+        runtime = TemporalRuntime.connect(TemporalTarget(address, task_queue=queue))
+        with Client(runtime=runtime) as client:
             ids = [client.start("sp4n-lapor", INTAKE).case_id for _ in range(4)]
             for case_id in ids:  # each signal finds its case evicted by the one before
                 verified = client.signal(

@@ -17,9 +17,9 @@ import pytest
 from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 
-from engine.model import Model
+from engine.domain.model import Model
 from workers import servers
-from workers.runtime import case_worker
+from workers.worker import case_worker
 from workers.workflow import CaseInput, CaseWorkflow
 
 pytestmark = [

@@ -3,7 +3,7 @@
 1. Fresh histories: a few policy scenarios run on the Java time-skipping server through
    ``TimeSkippingHarness``; each case's Temporal history (every run of the chain, following
    continue-as-new) is fetched and replayed against ``CaseWorkflow`` with the same sandbox
-   settings as the harness worker (``workers.runtime.case_worker``). Replay must not fail.
+   settings as the harness worker (``workers.worker.case_worker``). Replay must not fail.
 2. Checked-in histories: ``tests/golden/temporal/`` holds histories recorded by earlier builds
    (``WorkflowHistory.to_json()``), one per workflow version (``GOLDENS``); every one must replay
    against today's ``CaseWorkflow``. A change to the workflow's command sequence (timers,
@@ -43,9 +43,10 @@ with workflow.unsafe.imports_passed_through():
     from temporalio.worker import Replayer
     from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-    from engine.model import Model
-    from engine.scenario import run_scenario
-    from workers.runtime import TemporalScenarioRuntime, TimeSkippingHarness
+    from engine.apps.scenarios import run_scenario
+    from engine.domain.model import Model
+    from workers.runtime import TemporalRuntime
+    from workers.testing import TimeSkippingHarness
     from workers.workflow import (
         PASSTHROUGH_MODULES,
         SEARCH_ATTRIBUTES_PATCH,
@@ -114,7 +115,7 @@ class UnindexedCaseWorkflow(CaseWorkflow):
 
 
 def _replayer(workflow_class: type) -> Replayer:
-    """A replayer with the harness worker's sandbox settings (``workers.runtime.case_worker``)."""
+    """A replayer with the harness worker's sandbox settings (``workers.worker.case_worker``)."""
     restrictions = SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH_MODULES)
     return Replayer(
         workflows=[workflow_class],
@@ -144,8 +145,9 @@ async def _fetch_chain(
     return chain
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def harness(temporal_servers: object) -> Iterator[TimeSkippingHarness]:
+    """A server per test: these tests run the same scenarios, and a case id stays used."""
     with TimeSkippingHarness() as running:
         yield running
 
@@ -205,7 +207,7 @@ def test_continued_chain_replays_run_by_run(
     """Continuing as new after every 2 records: each run of the chain replays on its own."""
     stem = "dispute-reopens-follow-up"
 
-    def factory(models: Mapping[str, Model], start: datetime) -> TemporalScenarioRuntime:
+    def factory(models: Mapping[str, Model], start: datetime) -> TemporalRuntime:
         return harness.factory(models, start, continue_after=2, history_keep=1000)
 
     result = run_scenario(_root() / "policies" / "tests" / f"{stem}.yaml", factory, models)

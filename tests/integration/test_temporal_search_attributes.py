@@ -24,10 +24,10 @@ import pytest
 from temporalio.client import Client as TemporalClient
 from typer.testing import CliRunner
 
-from engine.cli import app
-from engine.events import Actor, Signal
-from engine.model import Model
-from engine.sdk import Client
+from engine.domain.events import Actor, Signal
+from engine.domain.model import Model
+from engine.faces.cli.main import app
+from engine.faces.sdk import Client
 from tests.integration.devserver import (
     dev_server,
     free_port,
@@ -36,8 +36,9 @@ from tests.integration.devserver import (
     wait_until_serving,
 )
 from workers import search_attributes
-from workers.client import TemporalBackend
-from workers.runtime import TimeSkippingHarness
+from workers.connection import TemporalTarget
+from workers.runtime import TemporalRuntime
+from workers.testing import TimeSkippingHarness
 
 pytestmark = [pytest.mark.temporal, pytest.mark.usefixtures("temporal_servers")]
 
@@ -73,15 +74,15 @@ async def _find(address: str, query: str, case_id: str) -> list[str]:
         await asyncio.sleep(0.2)
 
 
-def _attributes(backend: TemporalBackend, case_id: str) -> dict[str, Any]:
+def _attributes(backend: TemporalRuntime, case_id: str) -> dict[str, Any]:
     """The case workflow's search attributes as the server holds them, by name."""
     description = backend.run(backend.client.get_workflow_handle(case_id).describe())
     return {pair.key.name: pair.value for pair in description.typed_search_attributes}
 
 
 def test_a_disposed_case_is_found_by_agency_and_status_on_the_dev_server(dev: str) -> None:
-    backend = TemporalBackend(dev)
-    with Client(backend=backend) as client:
+    backend = TemporalRuntime.connect(TemporalTarget(dev))
+    with Client(runtime=backend) as client:
         started = client.start("sp4n-lapor", INTAKE)
         case_id = started.case_id
         assert started.accepted
@@ -94,7 +95,7 @@ def test_a_disposed_case_is_found_by_agency_and_status_on_the_dev_server(dev: st
             case_id, "verify", actor="admin:nasional", data={"agency": "kemenkes"}
         )
         assert verified.accepted and verified.status == "Terdisposisi"
-        case, _ = backend.case(case_id)
+        case = backend.case(case_id)
 
         query = 'LaporAgency = "kemenkes" AND LaporStatus = "Terdisposisi"'
         assert case_id in asyncio.run(_find(dev, query, case_id))

@@ -10,8 +10,8 @@ compiles the shipped workflow with a policy in working *seconds* (written to ``t
 starts each ``CaseWorkflow`` itself, with a ``clock_offset_s`` that puts the case's "now" at
 09:00 WIB on a working Tuesday: inside the 07:30-16:00 working window whatever the wall clock
 says. Which clock is short is chosen per case by its intake ``type`` (a duration table), so one
-model serves every route. Signals and histories go through ``engine.sdk.Client`` over
-``TemporalBackend``; the dev server and the worker are ``lapor`` processes.
+model serves every route. Signals and histories go through ``engine.faces.sdk.Client`` over
+``TemporalRuntime``; the dev server and the worker are ``lapor`` processes.
 """
 
 from __future__ import annotations
@@ -34,12 +34,13 @@ import pytest
 from temporalio.client import Client as TemporalClient
 
 from engine.definitions.loader import load_models
-from engine.history import replay, verify_chain
-from engine.model import Model
-from engine.records import HistoryRecord
-from engine.sdk import Client
+from engine.domain.history import replay, verify_chain
+from engine.domain.model import Model
+from engine.domain.records import HistoryRecord
+from engine.faces.sdk import Client
 from tests.integration.devserver import CLI, dev_server, stop
-from workers.client import TemporalBackend
+from workers.connection import TemporalTarget
+from workers.runtime import TemporalRuntime
 from workers.workflow import CaseInput, CaseWorkflow
 
 pytestmark = [pytest.mark.temporal, pytest.mark.usefixtures("temporal_servers")]
@@ -337,8 +338,8 @@ def test_cases_survive_their_worker_killed_twice(
     worker = WorkerProcess(address, queue, log)
     try:
         worker.wait_ready()
-        backend = TemporalBackend(address, task_queue=queue, load_models=lambda: models)
-        with Client(backend=backend) as client:
+        backend = TemporalRuntime.connect(TemporalTarget(address, task_queue=queue), models=models)
+        with Client(runtime=backend) as client:
             offset = asyncio.run(_start_cases(address, queue, short_model, cases))
             began = time.monotonic()
             drivers = [

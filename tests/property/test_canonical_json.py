@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.canonical import canonical_json, compact_json, json_problem, parse_json
+from engine.domain.canonical import canonical_json, compact_json, json_problem, parse_json
 
 
 def stdlib_canonical(value: Any) -> str:

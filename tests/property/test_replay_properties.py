@@ -31,12 +31,12 @@ from typing import Any
 from hypothesis import HealthCheck, event, given, settings, target
 from hypothesis import strategies as st
 
-from engine.case import Case
-from engine.core import Decision, allowed_signals
-from engine.events import Actor, Signal, instant
-from engine.history import replay
-from engine.model import Model, Transition
-from engine.records import HistoryRecord
+from engine.domain.case import Case
+from engine.domain.events import Actor, Signal, instant
+from engine.domain.history import replay
+from engine.domain.machine import Decision, allowed_signals
+from engine.domain.model import Model, Transition
+from engine.domain.records import HistoryRecord
 from engine.runtime.memory import MemoryRuntime
 
 CASE_ID = "LAPOR-PROP-1"

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from engine.migrations import upgrade
-from engine.runtime import store
+from engine.sql import store
+from engine.sql.migrations import upgrade
 from tests.runtime.postgres import pg_server, pg_url
 
 __all__ = ["engine", "pg_server", "pg_url"]

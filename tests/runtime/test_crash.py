@@ -24,14 +24,15 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from engine.events import Actor, Signal, instant
-from engine.history import replay
-from engine.migrations import upgrade
-from engine.model import Model
-from engine.runtime import store
+from engine.domain.events import Actor, Signal, instant
+from engine.domain.history import replay
+from engine.domain.model import Model
 from engine.runtime.clock import VirtualClock
-from engine.runtime.embedded import EmbeddedRuntime, StartCommand
+from engine.runtime.contract import SignalCommand, StartCommand
 from engine.runtime.memory import MemoryRuntime
+from engine.sql import store
+from engine.sql.embedded import EmbeddedRuntime
+from engine.sql.migrations import upgrade
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOW = "sp4n-lapor"
@@ -44,7 +45,7 @@ KILLS = 6
 
 def cli_module() -> str:
     """The ``lapor`` command's module, run as ``python -m``."""
-    return "engine.cli"
+    return "engine.faces.cli.main"
 
 
 def populate(runtime: EmbeddedRuntime | MemoryRuntime, count: int) -> list[str]:
@@ -71,7 +72,7 @@ def populate(runtime: EmbeddedRuntime | MemoryRuntime, count: int) -> list[str]:
             )
             for case_id in members
         ]
-        assert all(d.accepted for d in runtime.start_many(starts, at))
+        assert all(d.accepted for d in runtime.execute(starts, at))
     signals = [
         (
             case_id,
@@ -84,7 +85,7 @@ def populate(runtime: EmbeddedRuntime | MemoryRuntime, count: int) -> list[str]:
         for case_id in ids
         if rng.random() < 2 / 3
     ]
-    decisions = runtime.signal_many(signals, T0 + timedelta(days=1))
+    decisions = runtime.execute([SignalCommand(c, s) for c, s in signals], T0 + timedelta(days=1))
     assert all(d.accepted for d in decisions), [d.rejection for d in decisions][:1]
     return ids
 
@@ -269,7 +270,7 @@ def test_run_on_the_wall_clock_serves_metrics_and_stops_cleanly_on_sigterm(
         # Opened in March 2026: by the wall clock, both admin rungs have long lapsed.
         ids = [f"LAPOR-WALL-{i}" for i in range(5)]
         intake = {"category": "kesehatan", "region": "ID-JK", "channel": "web", "description": "x"}
-        EmbeddedRuntime(engine, models, VirtualClock(T0)).start_many(
+        EmbeddedRuntime(engine, models, VirtualClock(T0)).execute(
             [StartCommand(WORKFLOW, case_id, intake) for case_id in ids], T0
         )
         log = tmp_path / "run.log"

@@ -17,20 +17,22 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from engine.demo import DEMO_END, DEMO_START, DemoStats, run_demo
-from engine.demo_population import Population
-from engine.demo_shards import run_sharded_demo
-from engine.history import replay
-from engine.migrations import upgrade
-from engine.model import Model
-from engine.runtime import store
+from engine.apps.demo.driver import DEMO_END, DEMO_START, DemoStats, run_demo
+from engine.apps.demo.population import Population
+from engine.apps.demo.shards import run_sharded_demo
+from engine.domain.history import replay
+from engine.domain.model import Model
 from engine.runtime.clock import VirtualClock
-from engine.runtime.embedded import EmbeddedRuntime
 from engine.runtime.memory import MemoryRuntime
-from engine.runtime.tables import cases, history
+from engine.sql import store
+from engine.sql.embedded import EmbeddedRuntime
+from engine.sql.migrations import upgrade
+from engine.sql.tables import cases, history
 
 COMPLAINTS = 400
 ROOT = Path(__file__).resolve().parents[2]
+
+LAPOR = [sys.executable, "-m", "engine.faces.cli.main"]
 
 
 def _folded(stats: DemoStats) -> dict[str, object]:
@@ -125,7 +127,7 @@ def test_a_population_is_reproducible_from_its_seed() -> None:
 def test_lapor_demo_runs_and_reports(tmp_path: Path, processes: list[str]) -> None:
     db = f"sqlite:///{tmp_path / 'demo.db'}"
     result = subprocess.run(
-        [sys.executable, "-m", "engine.cli", "demo", "--complaints", "300", "--db", db, *processes],
+        [*LAPOR, "demo", "--complaints", "300", "--db", db, *processes],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -139,7 +141,7 @@ def test_lapor_demo_runs_and_reports(tmp_path: Path, processes: list[str]) -> No
     assert "On time per stage" in result.stdout
     assert "lapor status LAPOR-DEMO-00000001" in result.stdout
     status = subprocess.run(
-        [sys.executable, "-m", "engine.cli", "status", "LAPOR-DEMO-00000001", "--db", db],
+        [*LAPOR, "status", "LAPOR-DEMO-00000001", "--db", db],
         cwd=ROOT,
         capture_output=True,
         text=True,

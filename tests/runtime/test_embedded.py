@@ -21,19 +21,25 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, Engine, select, text
 from sqlalchemy import inspect as sqlalchemy_inspect
 
-from engine.core import decide, wake_at
-from engine.errors import LaporError
-from engine.events import Actor, Signal, instant, utc_text
-from engine.history import replay
-from engine.migrations import alembic_config, current_revision, upgrade
-from engine.model import Model
-from engine.runtime import store
-from engine.runtime.batch import WriteBatch, write_batch
+from engine.domain.errors import LaporError
+from engine.domain.events import Actor, Signal, instant, utc_text
+from engine.domain.history import replay
+from engine.domain.machine import decide, wake_at
+from engine.domain.model import Model
 from engine.runtime.clock import VirtualClock
-from engine.runtime.embedded import EmbeddedRuntime, SignalCommand, StartCommand
-from engine.runtime.errors import ConcurrencyError, IntegrityViolationError, StoreError
+from engine.runtime.contract import SignalCommand, StartCommand
+from engine.runtime.errors import (
+    ConcurrencyError,
+    IntegrityViolationError,
+    KeyReuseError,
+    StoreError,
+)
 from engine.runtime.memory import MemoryRuntime
-from engine.runtime.tables import cases, history, idempotency_keys, metadata, outbox
+from engine.sql import store
+from engine.sql.batch import WriteBatch, write_batch
+from engine.sql.embedded import EmbeddedRuntime
+from engine.sql.migrations import alembic_config, current_revision, upgrade
+from engine.sql.tables import cases, history, idempotency_keys, metadata, outbox
 
 WORKFLOW = "sp4n-lapor"
 T0 = instant("2026-03-02T10:00:00+07:00")  # a Monday; verification due Thu 5 Mar 23:59:59 WIB
@@ -105,7 +111,7 @@ def test_migrated_schema_equals_the_table_definitions(
     upgrade(url)  # idempotent
     eng = store.open_engine(url)
     try:
-        assert current_revision(eng) == "0003"
+        assert current_revision(eng) == "0004"
         with eng.connect() as conn:
             assert compare_metadata(MigrationContext.configure(conn), metadata) == []
     finally:
@@ -189,7 +195,10 @@ def test_a_failure_mid_batch_leaves_nothing_of_the_batch_visible(
     before = snapshot(engine)
 
     with pytest.raises(IntegrityViolationError, match="history"):
-        runtime.signal_many([("C1", VERIFY), ("C2", VERIFY), ("C3", VERIFY)], T0)
+        runtime.execute(
+            [SignalCommand("C1", VERIFY), SignalCommand("C2", VERIFY), SignalCommand("C3", VERIFY)],
+            T0,
+        )
 
     assert snapshot(engine) == before
     assert [runtime.case(c).state for c in ("C1", "C2", "C3")] == ["submitted"] * 3
@@ -209,7 +218,7 @@ def test_a_second_start_of_the_same_case_is_refused(
 ) -> None:
     start_cases(runtime, "C1")
     before = snapshot(engine)
-    decisions = runtime.start_many([StartCommand(WORKFLOW, "C1", INTAKE)], T0)
+    decisions = runtime.execute([StartCommand(WORKFLOW, "C1", INTAKE)], T0)
     assert decisions[0].rejection is not None
     assert decisions[0].rejection.code == "already_started"
     assert snapshot(engine) == before
@@ -275,7 +284,9 @@ def test_a_version_conflict_retries_that_case_without_losing_the_rest(
     runtime = ContendedRuntime(engine, models, VirtualClock(T0))
     start_cases(runtime, "C1", "C2", "C3")
 
-    decisions = runtime.signal_many([("C1", VERIFY), ("C2", VERIFY), ("C3", VERIFY)], T0)
+    decisions = runtime.execute(
+        [SignalCommand("C1", VERIFY), SignalCommand("C2", VERIFY), SignalCommand("C3", VERIFY)], T0
+    )
 
     assert runtime.bumped == 1
     assert [d.accepted for d in decisions] == [True, True, True]
@@ -293,12 +304,16 @@ def test_a_start_retried_with_its_key_returns_the_first_case(
 ) -> None:
     first = runtime.execute([StartCommand(WORKFLOW, "A", INTAKE, key="k-start")], T0)[0]
     before = snapshot(engine)
-    # a client retrying after a timeout draws a new tracking number but sends the same key
-    again = runtime.execute([StartCommand(WORKFLOW, "B", INTAKE, key="k-start")], T0)[0]
+    again = runtime.execute([StartCommand(WORKFLOW, "A", INTAKE, key="k-start")], T0)[0]
 
     assert again.replayed and not first.replayed
     assert again.decision.case is not None and again.decision.case.id == "A"
     assert again.decision.record == first.decision.record
+    assert snapshot(engine) == before
+    # The same key for another case (or another complaint) is another request: refused, and
+    # nothing of it is stored.
+    with pytest.raises(KeyReuseError, match="different request"):
+        runtime.execute([StartCommand(WORKFLOW, "B", INTAKE, key="k-start")], T0)
     assert snapshot(engine) == before
     with pytest.raises(LaporError, match="unknown case"):
         runtime.case("B")
@@ -308,12 +323,20 @@ def test_a_key_used_twice_in_one_batch_decides_once(runtime: EmbeddedRuntime) ->
     outcomes = runtime.execute(
         [
             StartCommand(WORKFLOW, "A", INTAKE, key="k"),
-            StartCommand(WORKFLOW, "B", INTAKE, key="k"),
+            StartCommand(WORKFLOW, "A", INTAKE, key="k"),
         ],
         T0,
     )
     assert [o.replayed for o in outcomes] == [False, True]
     assert outcomes[1].decision.record == outcomes[0].decision.record
+    with pytest.raises(KeyReuseError):
+        runtime.execute(
+            [
+                StartCommand(WORKFLOW, "C", INTAKE, key="k2"),
+                StartCommand(WORKFLOW, "D", INTAKE, key="k2"),
+            ],
+            T0,
+        )
 
 
 def test_a_signal_retried_with_its_key_is_not_applied_twice(
@@ -329,7 +352,7 @@ def test_a_signal_retried_with_its_key_is_not_applied_twice(
     assert again.decision.record == first.decision.record
     assert again.decision.effects == first.decision.effects
     assert snapshot(engine) == before
-    with pytest.raises(LaporError, match="already used for case C1"):
+    with pytest.raises(KeyReuseError, match=r"different request \(case C1\)"):
         runtime.execute([SignalCommand("C2", keyed)], T0)
 
 
@@ -410,8 +433,8 @@ def test_lapses_follow_the_memory_runtime_and_leave_no_timers(
 ) -> None:
     memory = MemoryRuntime(models, VirtualClock(T0))
     for rt in (runtime, memory):
-        rt.start_many([StartCommand(WORKFLOW, c, INTAKE) for c in ("C1", "C2")], T0)
-        rt.signal_many([("C2", VERIFY)], T0 + timedelta(hours=2))
+        rt.execute([StartCommand(WORKFLOW, c, INTAKE) for c in ("C1", "C2")], T0)
+        rt.execute([SignalCommand("C2", VERIFY)], T0 + timedelta(hours=2))
         rt.advance_to(LATER)
     for case_id in ("C1", "C2"):
         assert runtime.history(case_id) == memory.history(case_id)
@@ -483,7 +506,13 @@ def test_outbox_rows_carry_the_agency_view_never_the_reporter(
 
 def test_stored_histories_replay_to_the_stored_cases(runtime: EmbeddedRuntime) -> None:
     start_cases(runtime, "C1", "C2", "C3")
-    runtime.signal_many([("C1", VERIFY), ("C2", Signal("hold", ADMIN, {"missing_info": "x"}))], T0)
+    runtime.execute(
+        [
+            SignalCommand("C1", VERIFY),
+            SignalCommand("C2", Signal("hold", ADMIN, {"missing_info": "x"})),
+        ],
+        T0,
+    )
     runtime.advance_to(LATER)
     for case_id in ("C1", "C2", "C3"):
         report = replay(runtime.model_of(case_id), runtime.history(case_id))
@@ -520,7 +549,7 @@ def test_two_sqlite_writers_take_turns_and_fire_each_lapse_once(
     upgrade(url)
     setup = store.open_engine(url)
     ids = [f"C{i:03d}" for i in range(300)]
-    EmbeddedRuntime(setup, models, VirtualClock(T0)).start_many(
+    EmbeddedRuntime(setup, models, VirtualClock(T0)).execute(
         [StartCommand(WORKFLOW, c, INTAKE) for c in ids], T0
     )
     errors: list[BaseException] = []
@@ -563,7 +592,7 @@ def test_postgres_claims_skip_cases_another_worker_holds(
     eng = store.open_engine(pg_url)
     try:
         ids = [f"C{i:02d}" for i in range(10)]
-        EmbeddedRuntime(eng, models, VirtualClock(T0)).start_many(
+        EmbeddedRuntime(eng, models, VirtualClock(T0)).execute(
             [StartCommand(WORKFLOW, c, INTAKE) for c in ids], T0
         )
         now_us = store.epoch_us(LATER)

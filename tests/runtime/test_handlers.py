@@ -12,8 +12,9 @@ from importlib.metadata import EntryPoint, entry_points
 import pytest
 import structlog
 
-from engine.errors import LaporError
+from engine.domain.errors import LaporError
 from engine.runtime import handlers as handlers_module
+from engine.runtime.delivery import OutboxMessage
 from engine.runtime.handlers import (
     ENTRY_POINT_GROUP,
     LogHandler,
@@ -23,7 +24,6 @@ from engine.runtime.handlers import (
     verify_signature,
     webhook_body,
 )
-from engine.runtime.outbox import OutboxMessage
 
 SECRET = "s3cret-shared-with-the-receiver"
 

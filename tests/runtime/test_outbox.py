@@ -21,19 +21,18 @@ import pytest
 from sqlalchemy import Engine, create_engine, event, insert, select
 from sqlalchemy.dialects import postgresql
 
-from engine.errors import LaporError
+from engine.domain.errors import LaporError
+from engine.runtime.delivery import DeliveryError, OutboxMessage
 from engine.runtime.handlers import LogHandler, WebhookHandler, verify_signature
-from engine.runtime.outbox import (
+from engine.sql.outbox import (
     DEAD_US,
-    DeliveryError,
     OutboxDelivery,
-    OutboxMessage,
     backlog,
     backoff_delay,
     dead_letters,
     requeue_dead,
 )
-from engine.runtime.tables import metadata, outbox
+from engine.sql.tables import metadata, outbox
 
 SECRET = "s3cret-shared-with-the-receiver"
 NOW = datetime(2026, 3, 13, 8, 0, tzinfo=UTC)

@@ -1,4 +1,4 @@
-"""The client (``engine.sdk``) and the ``lapor`` runtime commands over the embedded backend."""
+"""The client (``engine.faces.sdk``) and the ``lapor`` runtime commands on the embedded runtime."""
 
 from __future__ import annotations
 
@@ -13,10 +13,11 @@ import typer
 from sqlalchemy import text
 from typer.testing import CliRunner
 
-from engine.cli_runtime import register
-from engine.errors import LaporError
-from engine.events import instant, utc_text
-from engine.sdk import Client
+from engine.domain.errors import LaporError
+from engine.domain.events import instant, utc_text
+from engine.faces.cli.cases import register
+from engine.faces.sdk import Client
+from engine.runtime.errors import KeyReuseError
 
 T0 = instant("2026-03-02T10:00:00+07:00")
 INTAKE = {"category": "kesehatan", "region": "ID-PA", "channel": "sms_1708", "description": "x"}
@@ -42,8 +43,13 @@ def test_start_draws_a_tracking_number_and_a_key_makes_it_safe_to_retry(client: 
     first = client.start("sp4n-lapor", INTAKE, reporter=REPORTER, key="web-123")
     again = client.start("sp4n-lapor", INTAKE, reporter=REPORTER, key="web-123")
 
-    assert first.accepted and re.fullmatch(r"LAPOR-2026-[2-9A-HJ-NP-Z]{8}", first.case_id)
+    # A keyed start takes its id from the key, so a retry reaches the same case everywhere.
+    assert first.accepted and re.fullmatch(r"LAPOR-K-[A-Z2-7]{12}", first.case_id)
     assert again.replayed and again.case_id == first.case_id and again.seq == 1
+    drawn = client.start("sp4n-lapor", INTAKE)
+    assert re.fullmatch(r"LAPOR-2026-[2-9A-HJ-NP-Z]{8}", drawn.case_id)
+    with pytest.raises(KeyReuseError):
+        client.start("sp4n-lapor", {**INTAKE, "description": "another"}, key="web-123")
     assert client.start("sp4n-lapor", INTAKE, case_id=first.case_id).code == "already_started"
     refused = client.start("sp4n-lapor", {"region": "ID-JK"})
     assert not refused.accepted and refused.code == "missing_field"
@@ -75,7 +81,7 @@ def test_signal_status_history_and_audit(client: Client) -> None:
 
 def test_audit_finds_a_tampered_case_row(client: Client, tmp_path: Path) -> None:
     case_id = client.start("sp4n-lapor", INTAKE).case_id
-    engine = client.backend.engine  # type: ignore[attr-defined]
+    engine = client.runtime.engine  # type: ignore[attr-defined]
     with engine.begin() as conn:
         body = conn.execute(text("SELECT body FROM cases WHERE id = :i"), {"i": case_id}).scalar()
         forged = body.replace('"escalation_level":0', '"escalation_level":3')
@@ -164,7 +170,7 @@ def test_run_until_fires_every_timer_and_delivers_the_outbox(
     assert view["outcome"] == "referred_to_ombudsman"
     client = Client("sqlite:///lapor.db")
     try:
-        with client.backend.engine.connect() as conn:  # type: ignore[attr-defined]
+        with client.runtime.engine.connect() as conn:  # type: ignore[attr-defined]
             pending = conn.execute(text("SELECT count(*) FROM outbox WHERE delivered_us IS NULL"))
             assert pending.scalar() == 0
     finally:

@@ -13,16 +13,17 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, func, select, text
 
-from engine.core import Decision
-from engine.errors import LaporError
-from engine.events import Actor, Signal, instant
-from engine.migrations import upgrade
-from engine.model import Model
-from engine.runtime import store
+from engine.domain.errors import LaporError
+from engine.domain.events import Actor, Signal, instant
+from engine.domain.machine import Decision
+from engine.domain.model import Model
 from engine.runtime.clock import VirtualClock
-from engine.runtime.embedded import EmbeddedRuntime, StartCommand
+from engine.runtime.contract import SignalCommand, StartCommand
 from engine.runtime.errors import IntegrityViolationError
-from engine.runtime.tables import history, outbox
+from engine.sql import store
+from engine.sql.embedded import EmbeddedRuntime
+from engine.sql.migrations import upgrade
+from engine.sql.tables import history, outbox
 
 WORKFLOW = "sp4n-lapor"
 T0 = instant("2026-03-02T10:00:00+07:00")
@@ -112,7 +113,7 @@ def test_an_error_rolls_the_session_back_to_its_last_commit_and_ends_it(
         start(runtime, "C1", "C2")  # committed
         start(runtime, "C3")  # not yet
         with pytest.raises(IntegrityViolationError, match=r"(?i)unique"):
-            runtime.signal_many([("C3", VERIFY)], T0)
+            runtime.execute([SignalCommand("C3", VERIFY)], T0)
         with pytest.raises(LaporError, match="rolled back"):
             start(runtime, "C4")
     assert committed_records(engine) == 2

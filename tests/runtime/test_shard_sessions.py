@@ -15,15 +15,16 @@ import pytest
 import structlog
 from sqlalchemy import Engine, func, select
 
-from engine.errors import LaporError
-from engine.events import Actor, Signal, instant
-from engine.migrations import upgrade
-from engine.model import Model
-from engine.runtime import store
+from engine.domain.errors import LaporError
+from engine.domain.events import Actor, Signal, instant
+from engine.domain.model import Model
 from engine.runtime.clock import VirtualClock
-from engine.runtime.embedded import EmbeddedRuntime, SignalCommand, StartCommand
+from engine.runtime.contract import SignalCommand, StartCommand
 from engine.runtime.errors import ConcurrencyError
-from engine.runtime.tables import history
+from engine.sql import store
+from engine.sql.embedded import EmbeddedRuntime
+from engine.sql.migrations import upgrade
+from engine.sql.tables import history
 
 WORKFLOW = "sp4n-lapor"
 T0 = instant("2026-03-02T10:00:00+07:00")
@@ -81,7 +82,7 @@ def test_a_shard_session_records_the_histories_a_plain_runtime_records(
             session.__enter__()
         start(runtime, LATE)
         verified = [(c, VERIFY) for c in EARLY[::2] + LATE[::2]]
-        runtime.signal_many(verified, T0 + timedelta(hours=2))
+        runtime.execute([SignalCommand(c, s) for c, s in verified], T0 + timedelta(hours=2))
         for day in range(1, 90):
             runtime.advance_to(T0 + timedelta(days=day))
         if session is not None:
@@ -125,7 +126,7 @@ def test_a_shard_session_writes_at_commit_and_its_reads_commit_first(
     )
     with runtime.session(commit_every=100):
         start(runtime, ["C0", "C2"])
-        runtime.signal_many([("C2", VERIFY)], T0)
+        runtime.execute([SignalCommand("C2", VERIFY)], T0)
         assert committed_records(sqlite_engine) == 0
         assert seen == []
         assert runtime.case("C2").state == "disposed"  # written first, then read
@@ -162,14 +163,14 @@ def test_a_case_changed_by_another_process_fails_the_shard_sessions_commit(
     theirs = EmbeddedRuntime(sqlite_engine, models, VirtualClock(T0))
     start(ours, ["C0", "C2"])
     with ours.session(commit_every=100):
-        ours.signal_many([("C0", VERIFY), ("C2", VERIFY)], T0)
+        ours.execute([SignalCommand("C0", VERIFY), SignalCommand("C2", VERIFY)], T0)
         later = T0 + timedelta(minutes=5)  # not the very decision ours holds
         assert theirs.signal("C0", VERIFY, at=later).accepted  # committed while ours is held
         with pytest.raises(ConcurrencyError) as raised:
             ours.case("C2")  # a read commits first, and the commit finds C0 moved
         assert raised.value.case_ids == ("C0",)
         with pytest.raises(LaporError, match="rolled back"):
-            ours.signal_many([("C2", VERIFY)], T0)  # the session is over
+            ours.execute([SignalCommand("C2", VERIFY)], T0)  # the session is over
     # Theirs stands; none of the session's decisions were written.
     assert len(ours.history("C0")) == 2
     assert ours.case("C2").state == "submitted"

@@ -10,14 +10,15 @@ from typing import Any
 import pytest
 from sqlalchemy import Connection, Engine
 
-from engine.errors import LaporError
-from engine.events import Actor, Signal, instant
-from engine.history import replay
-from engine.migrations import upgrade
-from engine.model import Model
-from engine.runtime import store
+from engine.domain.errors import LaporError
+from engine.domain.events import Actor, Signal, instant
+from engine.domain.history import replay
+from engine.domain.model import Model
 from engine.runtime.clock import VirtualClock
-from engine.runtime.embedded import EmbeddedRuntime, StartCommand
+from engine.runtime.contract import SignalCommand, StartCommand
+from engine.sql import store
+from engine.sql.embedded import EmbeddedRuntime
+from engine.sql.migrations import upgrade
 
 T0 = instant("2026-03-02T10:00:00+07:00")
 INTAKE = {"category": "kesehatan", "region": "ID-JK", "channel": "web", "description": "x"}
@@ -55,7 +56,7 @@ def test_a_case_changed_between_read_and_write_is_decided_again(
     # Both verify C1. We decided ours on the C1 we read, but their verification committed
     # before our write: the version check refuses our write, C1 is decided again as it now is
     # (already verified: ours is refused), and C2's decision in the same batch is kept.
-    decisions = ours.signal_many([("C1", VERIFY), ("C2", VERIFY)], T0)
+    decisions = ours.execute([SignalCommand("C1", VERIFY), SignalCommand("C2", VERIFY)], T0)
 
     assert decisions[0].rejection is not None and decisions[0].rejection.code == "wrong_state"
     assert decisions[1].accepted

@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.calendar import (
+from engine.definitions.calendars import load_calendars
+from engine.domain.calendar import (
     REGION_NAMES,
     REGION_ZONES,
     ZONES,
@@ -20,8 +21,7 @@ from engine.calendar import (
     WorkingCalendar,
     zone_for_region,
 )
-from engine.definitions.calendars import load_calendars
-from engine.errors import CalendarError
+from engine.domain.errors import CalendarError
 
 CALENDARS = Path(__file__).resolve().parents[2] / "policies" / "calendars"
 WIB = timezone(timedelta(hours=7))

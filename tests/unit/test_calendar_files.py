@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.calendar import CalendarYear
 from engine.definitions.calendars import load_calendar_year, load_calendars, seed_calendar_year
-from engine.errors import CalendarError, DefinitionError, DefinitionErrors
+from engine.domain.calendar import CalendarYear
+from engine.domain.errors import CalendarError, DefinitionError, DefinitionErrors
 
 CALENDARS = Path(__file__).resolve().parents[2] / "policies" / "calendars"
 

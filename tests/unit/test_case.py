@@ -6,9 +6,9 @@ import dataclasses
 
 import pytest
 
-from engine.calendar import Duration
-from engine.case import Case, ClockState
-from engine.events import instant
+from engine.domain.calendar import Duration
+from engine.domain.case import Case, ClockState
+from engine.domain.events import instant
 
 T0 = instant("2026-03-02T10:00:00+07:00")
 CLOCK = ClockState(

@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def lapor(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "engine.cli", *args],
+        [sys.executable, "-m", "engine.faces.cli.main", *args],
         cwd=cwd,
         capture_output=True,
         text=True,

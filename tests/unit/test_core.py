@@ -14,10 +14,9 @@ from typing import Any
 
 import pytest
 
-from engine.case import Case
-from engine.core import Decision, decide
-from engine.errors import LaporError
-from engine.events import (
+from engine.domain.case import Case
+from engine.domain.errors import LaporError
+from engine.domain.events import (
     Actor,
     ClockLapsed,
     ClockPaused,
@@ -31,7 +30,8 @@ from engine.events import (
     Signal,
     Started,
 )
-from engine.model import Model
+from engine.domain.machine import Decision, decide
+from engine.domain.model import Model
 
 INTAKE: Mapping[str, Any] = {
     "category": "kesehatan",

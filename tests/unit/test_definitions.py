@@ -10,7 +10,6 @@ from types import MappingProxyType
 
 import pytest
 
-from engine.calendar import Duration
 from engine.definitions.checks import check_guard
 from engine.definitions.loader import (
     load_model,
@@ -27,8 +26,9 @@ from engine.definitions.schema import (
     json_schema,
 )
 from engine.definitions.yamlio import load_yaml_file
-from engine.errors import DefinitionError, DefinitionErrors
-from engine.model import Model
+from engine.domain.calendar import Duration
+from engine.domain.errors import DefinitionError, DefinitionErrors
+from engine.domain.model import Model
 
 ROOT = Path(__file__).resolve().parents[2]
 WF = "workflows/sp4n-lapor.yaml"

@@ -9,8 +9,8 @@ from typing import Any, get_args
 
 import pytest
 
-from engine.calendar import Duration
-from engine.events import (
+from engine.domain.calendar import Duration
+from engine.domain.events import (
     ClockPaused,
     ClockResumed,
     ClockStarted,

@@ -4,8 +4,8 @@ Each file ``tests/golden/<scenario>.json`` holds the full history (``HistoryReco
 every record, in order) that the scenario ``policies/tests/<scenario>.yaml`` produced on the
 in-memory runtime. Two things are checked for each:
 
-* the golden history passes ``engine.history.replay`` under the shipped model (chain unbroken,
-  every decision re-derived byte for byte);
+* the golden history passes ``engine.domain.history.replay`` under the shipped model (chain
+  unbroken, every decision re-derived byte for byte);
 * running the scenario again gives exactly the golden records.
 
 A golden file changes only on purpose. Any change to the workflow, a policy, a calendar year or
@@ -27,10 +27,10 @@ from typing import Any
 
 import pytest
 
-from engine.history import replay
-from engine.model import Model
-from engine.records import RECORD_FORMAT, HistoryRecord
-from engine.scenario import load_scenario, run_scenario
+from engine.apps.scenarios import load_scenario, run_scenario
+from engine.domain.history import replay
+from engine.domain.model import Model
+from engine.domain.records import RECORD_FORMAT, HistoryRecord
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 SCENARIOS = (

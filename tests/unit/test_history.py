@@ -10,13 +10,13 @@ from typing import Any
 
 import pytest
 
-from engine.calendar import Duration
-from engine.case import GENESIS, Case
-from engine.core import Decision
-from engine.events import Actor, Escalated, Lapsed, Signal
-from engine.history import replay, verify_chain, what_if
-from engine.model import ClockDuration, Model
-from engine.records import HistoryRecord
+from engine.domain.calendar import Duration
+from engine.domain.case import GENESIS, Case
+from engine.domain.events import Actor, Escalated, Lapsed, Signal
+from engine.domain.history import replay, verify_chain, what_if
+from engine.domain.machine import Decision
+from engine.domain.model import ClockDuration, Model
+from engine.domain.records import HistoryRecord
 from engine.runtime.memory import MemoryRuntime
 
 CASE_ID = "LAPOR-HIST-1"

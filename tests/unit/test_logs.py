@@ -16,11 +16,11 @@ from typing import Any
 import pytest
 import structlog
 
-from engine.errors import LaporError
-from engine.events import Started
-from engine.logs import REDACTED, case_logger, configure_logging, is_sensitive_key, redact
+from engine.domain.errors import LaporError
+from engine.domain.events import Started
+from engine.runtime.delivery import OutboxMessage
 from engine.runtime.handlers import LogHandler
-from engine.runtime.outbox import OutboxMessage
+from engine.runtime.logs import REDACTED, case_logger, configure_logging, is_sensitive_key, redact
 
 IDENTITY = {
     "name": "Budi Santoso",

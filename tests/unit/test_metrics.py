@@ -13,9 +13,9 @@ from wsgiref.simple_server import WSGIServer
 
 import pytest
 
-from engine.core import Decision
-from engine.errors import LaporError
-from engine.events import Actor, Signal
+from engine.domain.errors import LaporError
+from engine.domain.events import Actor, Signal
+from engine.domain.machine import Decision
 from engine.runtime import metrics
 from engine.runtime.memory import MemoryRuntime
 

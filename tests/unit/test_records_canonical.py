@@ -7,8 +7,8 @@ import hashlib
 from hypothesis import given
 from hypothesis import strategies as st
 
-from engine.model import canonical_json
-from engine.records import RECORD_FORMAT, HistoryRecord
+from engine.domain.model import canonical_json
+from engine.domain.records import RECORD_FORMAT, HistoryRecord
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(),

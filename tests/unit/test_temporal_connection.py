@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from temporalio.service import TLSConfig
 
-from engine.errors import LaporError
+from engine.domain.errors import LaporError
 from workers.connection import TemporalTarget
 
 

@@ -1,0 +1,380 @@
+"""What goes into the core (events) and what comes out of it (effects), as plain values.
+
+Every event and effect has a stable JSON form (``to_json`` and the ``*_from_json`` readers):
+the history hash chain is computed over it, the Temporal runtime passes it across the wire, and the
+scenario files and ``lapor history`` show it. Instants are serialised in UTC for inputs (so two
+runtimes whose clocks report different offsets record the same bytes) and in the owning region's
+zone for deadlines (what a person reads).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from types import MappingProxyType
+from typing import Any, Literal
+
+from engine.domain.calendar import Duration
+from engine.domain.errors import LaporError
+
+__all__ = [
+    "WORLD_EFFECTS",
+    "Actor",
+    "ClockLapsed",
+    "ClockPaused",
+    "ClockResumed",
+    "ClockStarted",
+    "ClockStopped",
+    "Closed",
+    "Effect",
+    "Entered",
+    "Escalated",
+    "Event",
+    "Lapsed",
+    "Notify",
+    "Rejection",
+    "Routed",
+    "Signal",
+    "Started",
+    "effect_from_json",
+    "effect_to_json",
+    "event_from_json",
+    "instant",
+    "utc_text",
+    "world_effects",
+]
+
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+def utc_text(moment: datetime) -> str:
+    """An aware instant as ISO 8601 in UTC: the recorded form of every input time."""
+    text = _UTC_TEXTS.get(moment)
+    if text is None:
+        if moment.tzinfo is None:
+            raise LaporError(f"time {moment.isoformat()} has no UTC offset; give one, e.g. +07:00")
+        text = moment.astimezone(UTC).isoformat()
+        if len(_UTC_TEXTS) >= 4096:
+            _UTC_TEXTS.clear()
+        _UTC_TEXTS[moment] = text
+    return text
+
+
+# A batch of decisions shares one ``now``: its text is worked out once. Keyed by the instant
+# (equal instants have equal UTC texts whatever their offsets), bounded so it never grows.
+_UTC_TEXTS: dict[datetime, str] = {}
+
+
+def instant(text: str) -> datetime:
+    """Parse an ISO 8601 instant that must carry an offset."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise LaporError(
+            f"invalid time {text!r}; expected ISO 8601 with offset, e.g. 2026-03-13T15:00:00+07:00"
+        ) from None
+    if moment.tzinfo is None:
+        raise LaporError(f"time {text!r} has no UTC offset; give one, e.g. +07:00")
+    return moment
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who sends a signal: ``role`` or ``role:id`` (``admin:nasional``, ``agency:kemenkes``)."""
+
+    role: str
+    id: str = ""
+
+    @classmethod
+    def parse(cls, text: str) -> Actor:
+        role, _, ident = text.partition(":")
+        if not role or not role.replace("_", "").isalnum():
+            raise LaporError(
+                f"invalid actor {text!r}; expected ROLE or ROLE:ID, e.g. admin:nasional"
+            )
+        return cls(role, ident)
+
+    def __str__(self) -> str:
+        return f"{self.role}:{self.id}" if self.id else self.role
+
+
+SYSTEM = Actor("system")
+
+
+# --- events (inputs) ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Started:
+    """A new complaint. ``reporter`` holds the identity and is never recorded or logged."""
+
+    case_id: str
+    data: Mapping[str, Any]
+    actor: Actor = SYSTEM
+    reporter: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": "started",
+            "case_id": self.case_id,
+            "actor": str(self.actor),
+            "data": dict(self.data),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Signal:
+    """A party acts on the case (``verify``, ``follow_up``...). ``key`` makes a retry idempotent."""
+
+    name: str
+    actor: Actor
+    data: Mapping[str, Any] = field(default_factory=dict)
+    key: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "kind": "signal",
+            "name": self.name,
+            "actor": str(self.actor),
+            "data": dict(self.data),
+        }
+        if self.key is not None:
+            out["key"] = self.key
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class ClockLapsed:
+    """A timer fired: the clock ``clock`` whose deadline was ``due_at`` may have lapsed."""
+
+    clock: str
+    due_at: datetime
+
+    @property
+    def actor(self) -> Actor:
+        return SYSTEM
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": "clock_lapsed", "clock": self.clock, "due_at": utc_text(self.due_at)}
+
+
+Event = Started | Signal | ClockLapsed
+
+
+def event_from_json(data: Mapping[str, Any]) -> Event:
+    kind = data.get("kind")
+    if kind == "started":
+        return Started(data["case_id"], dict(data["data"]), Actor.parse(data["actor"]))
+    if kind == "signal":
+        return Signal(data["name"], Actor.parse(data["actor"]), dict(data["data"]), data.get("key"))
+    if kind == "clock_lapsed":
+        return ClockLapsed(data["clock"], instant(data["due_at"]))
+    raise LaporError(f"unknown event kind {kind!r}; expected started, signal or clock_lapsed")
+
+
+# --- effects (outputs) -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Entered:
+    state: str
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class ClockStarted:
+    clock: str
+    due_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ClockStopped:
+    clock: str
+
+
+@dataclass(frozen=True, slots=True)
+class ClockPaused:
+    clock: str
+    remaining: Duration
+
+
+@dataclass(frozen=True, slots=True)
+class ClockResumed:
+    clock: str
+    due_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Lapsed:
+    """The deadline ``due_at`` of ``clock`` (at escalation ``level``, 0 = the original) passed."""
+
+    clock: str
+    due_at: datetime
+    level: int
+
+
+@dataclass(frozen=True, slots=True)
+class Escalated:
+    """The case climbed to ``level`` of its ladder; ``due_at`` is that rung's deadline, if any."""
+
+    clock: str
+    level: int
+    to: str
+    due_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Routed:
+    agency: str
+    via: Literal["signal", "routing"]
+
+
+@dataclass(frozen=True, slots=True)
+class Notify:
+    """A message to deliver. Carries a role/target and template name, never a person's identity."""
+
+    to: str
+    template: str
+
+
+@dataclass(frozen=True, slots=True)
+class Closed:
+    outcome: str
+
+
+Effect = (
+    Entered
+    | ClockStarted
+    | ClockStopped
+    | ClockPaused
+    | ClockResumed
+    | Lapsed
+    | Escalated
+    | Routed
+    | Notify
+    | Closed
+)
+
+_EFFECT_KINDS: dict[type[Any], str] = {
+    Entered: "entered",
+    ClockStarted: "clock_started",
+    ClockStopped: "clock_stopped",
+    ClockPaused: "clock_paused",
+    ClockResumed: "clock_resumed",
+    Lapsed: "lapsed",
+    Escalated: "escalated",
+    Routed: "routed",
+    Notify: "notify",
+    Closed: "closed",
+}
+_KIND_EFFECTS = {kind: cls for cls, kind in _EFFECT_KINDS.items()}
+
+
+def _due_text(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat()
+
+
+# One encoder per effect type, written out: several effects are encoded per decision, and a
+# generic walk over the fields (with a type test per value) cost three times as much.
+# ``tests/unit/test_events.py`` holds each to the dataclass's fields.
+_ENCODERS: dict[type[Any], Callable[[Any], dict[str, Any]]] = {
+    Entered: lambda e: {"kind": "entered", "state": e.state, "status": e.status},
+    ClockStarted: lambda e: {
+        "kind": "clock_started",
+        "clock": e.clock,
+        "due_at": _due_text(e.due_at),
+    },
+    ClockStopped: lambda e: {"kind": "clock_stopped", "clock": e.clock},
+    ClockPaused: lambda e: {
+        "kind": "clock_paused",
+        "clock": e.clock,
+        "remaining": str(e.remaining),
+    },
+    ClockResumed: lambda e: {
+        "kind": "clock_resumed",
+        "clock": e.clock,
+        "due_at": _due_text(e.due_at),
+    },
+    Lapsed: lambda e: {
+        "kind": "lapsed",
+        "clock": e.clock,
+        "due_at": _due_text(e.due_at),
+        "level": e.level,
+    },
+    Escalated: lambda e: {
+        "kind": "escalated",
+        "clock": e.clock,
+        "level": e.level,
+        "to": e.to,
+        "due_at": _due_text(e.due_at),
+    },
+    Routed: lambda e: {"kind": "routed", "agency": e.agency, "via": e.via},
+    Notify: lambda e: {"kind": "notify", "to": e.to, "template": e.template},
+    Closed: lambda e: {"kind": "closed", "outcome": e.outcome},
+}
+
+
+def effect_to_json(effect: Effect) -> dict[str, Any]:
+    return _ENCODERS[type(effect)](effect)
+
+
+def effect_from_json(data: Mapping[str, Any]) -> Effect:
+    cls = _KIND_EFFECTS.get(data.get("kind", ""))
+    if cls is None:
+        raise LaporError(f"unknown effect kind {data.get('kind')!r}")
+    values: dict[str, Any] = {}
+    for name in cls.__slots__:
+        value = data[name]
+        if name == "due_at" and value is not None:
+            value = instant(value)
+        elif name == "remaining":
+            value = Duration.parse(value)
+        values[name] = value
+    effect: Effect = cls(**values)
+    return effect
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """Why a signal is not allowed now: ``code`` for programs, ``reason`` for people."""
+
+    code: Literal[
+        "unknown_signal",
+        "wrong_state",
+        "wrong_role",
+        "not_assigned",
+        "missing_field",
+        "unexpected_field",
+        "guard_failed",
+        "no_route",
+        "invalid_data",
+        "closed",
+        "already_started",
+        "not_started",
+    ]
+    reason: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"code": self.code, "reason": self.reason}
+
+
+WORLD_EFFECTS: Mapping[str, str] = MappingProxyType(
+    {"notify": "to", "escalated": "to", "routed": "agency"}
+)
+"""Effect kinds someone outside the case must be told of, each with the field naming whom.
+
+Every runtime delivers exactly these (the embedded outbox, Temporal's delivery activity)."""
+
+
+def world_effects(
+    effects: Sequence[Mapping[str, Any]],
+) -> list[tuple[int, Mapping[str, Any], str]]:
+    """``(index, effect, target)`` of each world-facing effect among a record's ``effects``
+    (JSON); the index is the effect's place in the record, part of its delivery key."""
+    found: list[tuple[int, Mapping[str, Any], str]] = []
+    for index, effect in enumerate(effects):
+        target_field = WORLD_EFFECTS.get(effect["kind"])
+        if target_field is not None:
+            found.append((index, effect, str(effect[target_field])))
+    return found

@@ -1,0 +1,757 @@
+"""The embedded durable runtime: the in-memory runtime's behaviour, stored with SQLAlchemy.
+
+Every call decides with ``engine.domain.machine.decide`` and writes what it decided in one
+transaction: the history row, the case row (optimistic version check; it carries the case's next
+deadline, so it is the case's timer too), one outbox row per world-facing effect, the reporter's
+identity on start and the idempotency key with its request's fingerprint. A batch of calls is
+one transaction too (group commit), so a crash leaves every decision of it either fully written
+or not at all, and a committed timer is never lost.
+
+On a ``VirtualClock`` each timer is decided at its own wake instant, exactly as the in-memory
+runtime does, so both produce byte-identical histories (the scenario suite holds them to it). On
+the wall clock a timer is decided when it is fired (``now``), and the core's settling makes a
+late timer decide the same lapses an on-time one would have.
+
+Concurrency: reads happen inside the write transaction, under a lock. On SQLite that is the one
+write lock (``BEGIN IMMEDIATE``): writers, even in different processes, take turns. On PostgreSQL
+batches lock their case rows (``FOR UPDATE``, in id order) and the timer loop claims cases with
+``FOR UPDATE SKIP LOCKED``, so two ``lapor run`` workers never decide the same case. The version
+check on every case update is the last line of defence; a conflict it finds is retried alone.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, TypeVar
+
+import structlog
+from sqlalchemy import Connection, Engine, RootTransaction
+
+from engine.domain.case import Case
+from engine.domain.errors import LaporError
+from engine.domain.events import ClockLapsed, Started, effect_from_json
+from engine.domain.machine import Decision, decide, wake_at
+from engine.domain.model import Model
+from engine.domain.records import HistoryRecord
+from engine.runtime import metrics
+from engine.runtime.clock import Clock, VirtualClock
+from engine.runtime.contract import (
+    Command,
+    Outcome,
+    Runtime,
+    StartCommand,
+    check_key_reuse,
+    model_for_workflow,
+    request_fingerprint,
+)
+from engine.runtime.delivery import DeliveryHandler, DeliveryReport
+from engine.runtime.errors import (
+    ConcurrencyError,
+    IntegrityViolationError,
+    StoreError,
+    UnknownCaseError,
+)
+from engine.sql import store
+from engine.sql.batch import GroupCommit, HeldCommit, PendingCase
+from engine.sql.outbox import OutboxDelivery
+
+__all__ = ["EmbeddedRuntime"]
+
+_MAX_CONFLICT_RETRIES = 5
+_DECODED_CACHE = 20_000  # cases kept decoded: ~50 MiB, enough for a batch's working set
+
+log = structlog.get_logger("lapor.runtime")
+
+T = TypeVar("T")
+
+
+@dataclass
+class _Session:
+    """What every call of a ``session()`` shares until it commits: one open write transaction,
+    or (a shard's session) the decisions held in memory, ``held``."""
+
+    conn: Connection | None
+    transaction: RootTransaction | None
+    commit_every: int
+    held: HeldCommit | None = None
+    pending: int = 0
+    reports: list[tuple[str, Decision]] = field(default_factory=list)
+    broken: bool = False
+
+
+class EmbeddedRuntime(Runtime):
+    """A durable runtime over a SQLAlchemy ``engine`` (migrated with ``engine.sql.migrations``).
+
+    ``models`` are the workflows new cases start under (by workflow name); each is stored by
+    hash, and existing cases are always decided with the model they pinned, loaded from the
+    database when it is not among ``models``. ``observer`` sees every committed decision (and
+    rejection) once, as the in-memory runtime's does. ``batch_size`` bounds ``advance_to``'s
+    timer batches.
+
+    ``shard=(index, count)`` (SQLite) lets ``count`` processes share one database file, one
+    core each: this one fires only the timers of its shard's cases (``store.shard_of``), and it
+    reads and decides outside the write lock, taking the lock only to write what it decided
+    (version-checked, so a case another process changed meanwhile is decided again). Without a
+    shard a SQLite runtime decides inside its write transaction, and processes take turns.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        models: Mapping[str, Model],
+        clock: Clock,
+        *,
+        observer: Callable[[Decision], None] | None = None,
+        batch_size: int = 1000,
+        shard: tuple[int, int] | None = None,
+        handlers: Sequence[DeliveryHandler] = (),
+    ) -> None:
+        if batch_size < 1:
+            raise LaporError(f"batch_size must be >= 1, got {batch_size}")
+        if shard is not None:
+            index, count = shard
+            if not 0 <= index < count:
+                raise LaporError(f"shard must be (index, count) with 0 <= index < count: {shard}")
+            if store.is_postgres(engine):
+                raise LaporError(
+                    "shards are for SQLite; PostgreSQL workers already split the due timers "
+                    "(SKIP LOCKED)"
+                )
+        self.shard = shard
+        self.engine = engine
+        self.handlers = list(handlers)
+        self._delivery: OutboxDelivery | None = None
+        self.models: dict[str, Model] = {}
+        self.clock = clock
+        self.observer = observer
+        self.batch_size = batch_size
+        self.virtual = isinstance(clock, VirtualClock)
+        self._postgres = store.is_postgres(engine)
+        self._by_hash: dict[str, Model] = {}
+        # Decoded cases by (id, version). A version names exactly one committed state, so a hit
+        # is always current for that row; entries are adopted only after their commit.
+        self._decoded: OrderedDict[tuple[str, int], Case] = OrderedDict()
+        self._uncommitted: list[tuple[str, int, Case]] = []
+        self._session: _Session | None = None
+        self.register(models)
+
+    # --- sessions -------------------------------------------------------------------------
+
+    @contextmanager
+    def session(self, commit_every: int = 20_000) -> Iterator[EmbeddedRuntime]:
+        """Share one write transaction among many calls, committed every ``commit_every``
+        decisions and on exit: for a single writer's long run (the demo, a bulk import).
+
+        Outside a session each call is its own transaction, and a simulation that advances a
+        virtual clock in 15-minute slots pays a commit (an fsync) per slot for a handful of
+        decisions. Inside one, decisions are durable once their commit happens, as with group
+        commit; the observer hears of them then. On SQLite the session holds the write lock for
+        its whole length. An error rolls back everything since the last commit at once and
+        ends the session: nothing is retried (an earlier call's decisions would go with it),
+        and later calls in it are refused.
+
+        A shard's session (``shard=``) holds no lock between commits: it keeps its decisions in
+        memory (``HeldCommit``) and writes them in one transaction at each commit, while the
+        other shards go on. It owns its shard's cases: a case another process changed since
+        the session read it fails the commit (``ConcurrencyError``) and ends the session.
+        Reads of a case, a history or the next wake-up commit first, so they see every decision.
+        """
+        if commit_every < 1:
+            raise LaporError(f"commit_every must be >= 1, got {commit_every}")
+        if self._session is not None:
+            raise LaporError("a session is already open on this runtime")
+        conn: Connection | None = None
+        if self.shard is not None:
+            self._session = _Session(None, None, commit_every, held=HeldCommit())
+        else:
+            with store.map_errors("open a session"):
+                conn = self.engine.connect()
+                conn.execution_options(lapor_write=True)
+                self._session = _Session(conn, conn.begin(), commit_every)
+        try:
+            yield self
+            if not self._session.broken:
+                self._commit_session()
+        except BaseException:
+            self._abandon_session()
+            raise
+        finally:
+            if conn is not None:
+                conn.close()
+            self._session = None
+
+    def _commit_session(self) -> None:
+        session = self._session
+        assert session is not None
+        if session.held is not None:
+            held = session.held
+            try:
+                store.transact(
+                    self.engine, lambda conn: self._flush(conn, held), action="commit a session"
+                )
+            except BaseException:
+                self._abandon_session()
+                raise
+            self._adopt_committed()
+            session.held = HeldCommit()
+        else:
+            assert session.conn is not None and session.transaction is not None
+            with store.map_errors("commit a session"):
+                session.transaction.commit()
+                session.transaction = session.conn.begin()
+        reports, session.reports, session.pending = session.reports, [], 0
+        self._publish(reports)
+
+    def _abandon_session(self) -> None:
+        session = self._session
+        if session is None or session.broken:
+            return
+        session.broken = True
+        session.reports = []
+        # Entries adopted since the last commit name states that no longer exist.
+        self._decoded.clear()
+        self._uncommitted = []
+        if session.transaction is None:
+            session.held = None
+            return
+        with store.map_errors("roll back a session"):
+            session.transaction.rollback()
+
+    def _after_call(self, decided: int) -> None:
+        session = self._session
+        if session is not None:
+            session.pending += decided
+            if session.pending >= session.commit_every:
+                self._commit_session()
+
+    def _write(self, work: Callable[[Connection], T], *, action: str) -> T:
+        """``work`` in a transaction of its own, or in the session's open one."""
+        session = self._session
+        if session is not None and session.broken:
+            raise LaporError("this session was rolled back after an error; open a new one")
+        if session is None or session.conn is None:
+            result = store.transact(self.engine, work, action=action)
+        else:
+            try:
+                with store.map_errors(action):
+                    result = work(session.conn)
+            except BaseException:
+                self._abandon_session()
+                raise
+        self._adopt_committed()
+        return result
+
+    def _read(self, work: Callable[[Connection], T], *, action: str) -> T:
+        """Reads inside a session see its own decisions: through its connection, or after
+        writing what a shard's session held."""
+        session = self._session
+        if session is not None and session.broken:
+            raise LaporError("this session was rolled back after an error; open a new one")
+        if session is not None and session.conn is not None:
+            with store.map_errors(action):
+                return work(session.conn)
+        if session is not None and session.held is not None and session.held.tracked:
+            self._commit_session()
+        return store.read(self.engine, work, action=action)
+
+    def _held(self) -> HeldCommit | None:
+        """The decisions a shard's session holds, if this call is in one."""
+        session = self._session
+        if session is None:
+            return None
+        if session.broken:
+            raise LaporError("this session was rolled back after an error; open a new one")
+        return session.held
+
+    def register(self, models: Mapping[str, Model]) -> None:
+        """Make ``models`` the ones new cases of their workflows start under, storing each by
+        hash (cases already started keep the model they pinned)."""
+        if not models:
+            return
+        now_us = store.epoch_us(self.clock.now())
+        self._write(
+            lambda conn: store.save_models(conn, models.values(), now_us),
+            action="store the workflow definitions",
+        )
+        self.models.update(models)
+        self._by_hash.update((m.hash, m) for m in models.values())
+
+    # --- the runtime contract ----------------------------------------------------------------
+
+    def advance_to(self, moment: datetime) -> None:
+        """Virtual clock: fire every timer waking at or before ``moment``, then move the clock."""
+        if not isinstance(self.clock, VirtualClock):
+            raise LaporError("advance_to needs a virtual clock; the wall clock moves by itself")
+        if self._held() is not None:  # its scan finds nothing cheaply: no probe first
+            while self.fire_due(moment, self.batch_size):
+                pass
+        else:
+            while self._has_due(moment) and self.fire_due(moment, self.batch_size):
+                pass
+        self.clock.advance_to(moment)
+
+    def case(self, case_id: str) -> Case:
+        found = self._read(lambda conn: store.load_cases(conn, [case_id]), action="read a case")
+        if case_id not in found:
+            raise UnknownCaseError(case_id)
+        return found[case_id].case
+
+    def history(self, case_id: str) -> list[HistoryRecord]:
+        records = self._read(
+            lambda conn: store.load_history(conn, case_id), action="read a history"
+        )
+        if not records:
+            self.case(case_id)  # an unknown case is an error, not an empty history
+        return records
+
+    def execute(self, commands: Sequence[Command], at: datetime | None = None) -> list[Outcome]:
+        """Decide ``commands`` in order at ``at`` and commit them together (group commit).
+
+        On a virtual clock, timers due up to ``at`` fire first (as in the in-memory runtime).
+        A version conflict retries the conflicting cases alone, so the others are not lost.
+        """
+        now = self.clock.now() if at is None else at
+        if isinstance(self.clock, VirtualClock):
+            self.advance_to(now)
+            now = self.clock.now()
+        if not commands:
+            return []
+        outcomes = self._execute(list(commands), now, 0)
+        self._report(
+            [
+                (outcome.case.workflow if outcome.case else "unknown", outcome.decision)
+                for command, outcome in zip(commands, outcomes, strict=True)
+                if not outcome.replayed
+            ]
+        )
+        self._after_call(len(outcomes))
+        return outcomes
+
+    def fire_due(self, now: datetime, limit: int = 1000) -> int:
+        """Claim up to ``limit`` timers waking at or before ``now``, decide, commit.
+
+        Returns how many cases it handled (0: nothing was due). A case whose timers are due
+        is decided once per call, at its earliest timer: later ones are picked up by the next
+        call, after that decision's changes are visible.
+        """
+        with metrics.time_batch("timers"):
+            held = self._held()
+            if held is not None:  # read, then decide with no transaction open (as commands)
+                now_us = store.epoch_us(now)
+                due = held.due(now_us, limit)
+                if held.swept_us < now_us:
+                    due += store.read(
+                        self.engine,
+                        lambda conn: self._scan_held(conn, now_us, limit, held),
+                        action="claim due timers",
+                    )
+                handled, decided = len(due), self._decide_lapses(None, due, held, now)
+            elif self._decides_outside_lock():
+                handled, decided = self._fire_sharded(now, limit)
+            else:
+                handled, decided = self._write(
+                    lambda conn: self._fire_once(conn, now, limit), action="fire due timers"
+                )
+        self._report(decided)
+        self._after_call(len(decided))
+        return handled
+
+    def next_wake(self) -> datetime | None:
+        """The earliest pending timer's wake instant, if any (for a loop deciding how long to
+        sleep)."""
+        value = self._read(store.next_wake_us, action="read the next timer")
+        return None if value is None else store.from_epoch_us(value)
+
+    def reporter(self, case_id: str) -> Mapping[str, Any] | None:
+        """The reporter's identity, for reporter-facing calls only; never in agency output."""
+        identity = self._read(
+            lambda conn: store.load_reporter(conn, case_id), action="read a reporter"
+        )
+        if identity is None:
+            self.case(case_id)
+        return identity
+
+    def deliver(self, now: datetime | None = None) -> DeliveryReport:
+        """Deliver the due outbox rows through ``handlers`` (``engine.sql.outbox``)."""
+        if self._delivery is None:
+            self._delivery = OutboxDelivery(self.engine, self.handlers)
+        return self._delivery.deliver_due(self.clock.now() if now is None else now)
+
+    def close(self) -> None:
+        """Close the engine's pooled connections (the engine reconnects if used again)."""
+        self.engine.dispose()
+
+    def model_of(self, case_id: str) -> Model:
+        case = self.case(case_id)
+        return self._read(
+            lambda conn: self._model_for(conn, case.model_hash), action="load a definition"
+        )
+
+    # --- internals ------------------------------------------------------------------------
+
+    def _has_due(self, moment: datetime) -> bool:
+        moment_us = store.epoch_us(moment)
+        return self._read(lambda conn: store.any_due(conn, moment_us), action="check timers")
+
+    def _model_for(self, conn: Connection | None, model_hash: str) -> Model:
+        """The model a case pinned, read (on ``conn``, or a connection of its own) once."""
+        model = self._by_hash.get(model_hash)
+        if model is not None:
+            return model
+        if conn is None:
+            return store.read(
+                self.engine,
+                lambda own: self._model_for(own, model_hash),
+                action="load a definition",
+            )
+        data = store.load_model_data(conn, model_hash)
+        if data is None:
+            raise StoreError(f"definition {model_hash[:12]} is missing from the database")
+        model = Model.from_data(data)
+        if model.hash != model_hash:
+            raise StoreError(
+                f"definition {model_hash[:12]} does not hash to its key (got {model.hash[:12]}); "
+                "the definitions table was altered"
+            )
+        self._by_hash[model_hash] = model
+        return model
+
+    def _execute(self, commands: list[Command], now: datetime, depth: int) -> list[Outcome]:
+        if self._session is not None:
+            return self._transact_commands(commands, now)  # no retries: see ``session``
+        try:
+            return self._transact_commands(commands, now)
+        except IntegrityViolationError as exc:
+            # Most likely a race another process won (the same new case id or idempotency key
+            # committed first); in a fresh transaction we read what it wrote and decide again
+            # (an already_started rejection, a replayed key). A second violation is real.
+            log.warning("runtime.integrity_retry", commands=len(commands), error=exc.message)
+            return self._transact_commands(commands, now)
+        except ConcurrencyError as exc:
+            if depth >= _MAX_CONFLICT_RETRIES:
+                raise
+            log.warning("runtime.conflict_retry", case_ids=list(exc.case_ids[:20]), depth=depth)
+            # Retry the untouched rest as a batch, then each conflicting case on its own, so
+            # one contended case never costs the others their decisions.
+            conflicted = set(exc.case_ids)
+            results: list[Outcome | None] = [None] * len(commands)
+            groups = [[i for i, c in enumerate(commands) if c.case_id not in conflicted]]
+            groups += [
+                [i for i, c in enumerate(commands) if c.case_id == case_id]
+                for case_id in sorted(conflicted)
+            ]
+            for group in groups:
+                if group:
+                    redone = self._execute([commands[i] for i in group], now, depth + 1)
+                    for index, outcome in zip(group, redone, strict=True):
+                        results[index] = outcome
+            return [outcome for outcome in results if outcome is not None]
+
+    def _decides_outside_lock(self) -> bool:
+        # A session's transaction holds the lock anyway (and must see its own writes).
+        return self.shard is not None and self._session is None
+
+    def _transact_commands(self, commands: list[Command], now: datetime) -> list[Outcome]:
+        held = self._held()
+        if held is not None:  # decided now, written when the session commits
+            return self._decide_between_reads(commands, now, held)
+        if not self._decides_outside_lock():
+            return self._write(
+                lambda conn: self._execute_once(conn, commands, now), action="record decisions"
+            )
+        # A ConcurrencyError or IntegrityViolationError from the write goes to ``_execute``,
+        # which decides the cases concerned again from what is committed now.
+        self._uncommitted = []
+        batch = GroupCommit()
+        outcomes = self._decide_between_reads(commands, now, batch)
+        self._write(lambda conn: self._flush(conn, batch), action="record decisions")
+        return outcomes
+
+    def _decide_between_reads(
+        self, commands: list[Command], now: datetime, batch: GroupCommit
+    ) -> list[Outcome]:
+        """A shard's way: read in a short transaction, then decide with none open. A reader left
+        open keeps the other shards' checkpoints from finishing, and the write-ahead log grows
+        (to 1.8 GB in a 1M-complaint demo whose shards decided inside their reads)."""
+        # store.read, not self._read: a shard's session must not commit to read its own cases.
+        known = store.read(
+            self.engine,
+            lambda conn: self._load_commands(conn, commands, batch),
+            action="read cases",
+        )
+        if known:  # a used key's outcome is read back from its history record
+            return store.read(
+                self.engine,
+                lambda conn: self._decide_loaded(conn, commands, now, batch, known),
+                action="decide",
+            )
+        return self._decide_loaded(None, commands, now, batch, known)
+
+    def _flush(self, conn: Connection, batch: GroupCommit) -> None:
+        batch.flush(conn)
+        self._uncommitted = batch.written  # a retried transaction replaces, never appends
+
+    def _decode(self, case_id: str, version: int, body: str) -> Case:
+        cached = self._decoded.get((case_id, version))
+        return store.decode_case(body) if cached is None else cached
+
+    def _adopt_committed(self) -> None:
+        """The transaction committed (or, in a session, wrote them on the session's connection,
+        which is the only one reading them until it commits; a rollback clears the cache): its
+        cases may now serve later reads without decoding."""
+        for case_id, version, case in self._uncommitted:
+            self._decoded[(case_id, version)] = case
+            self._decoded.move_to_end((case_id, version))
+        self._uncommitted = []
+        while len(self._decoded) > _DECODED_CACHE:
+            self._decoded.popitem(last=False)
+
+    def _execute_once(
+        self, conn: Connection, commands: list[Command], now: datetime
+    ) -> list[Outcome]:
+        outcomes, batch = self._decide_commands(conn, commands, now)
+        self._flush(conn, batch)
+        return outcomes
+
+    def _decide_commands(
+        self, conn: Connection, commands: list[Command], now: datetime
+    ) -> tuple[list[Outcome], GroupCommit]:
+        """Read and decide ``commands`` on ``conn``, into a new group commit."""
+        self._uncommitted = []
+        batch = GroupCommit()
+        known = self._load_commands(conn, commands, batch)
+        return self._decide_loaded(conn, commands, now, batch, known), batch
+
+    def _load_commands(
+        self, conn: Connection, commands: list[Command], batch: GroupCommit
+    ) -> dict[str, store.KeyRow]:
+        """Read what deciding ``commands`` needs into ``batch``: their cases (those it does not
+        hold already) and models; returns the keys among theirs that were used before."""
+        keys = [c.key for c in commands if c.key is not None and c.key not in batch.keyed]
+        known = store.load_keys(conn, keys) if keys else {}
+        loaded = store.load_cases(
+            conn,
+            {c.case_id for c in commands if c.case_id not in batch.tracked},
+            lock=self._postgres,
+            decode=self._decode,
+        )
+        for case_id, stored in loaded.items():
+            batch.tracked[case_id] = PendingCase(stored.case, stored.version)
+            self._model_for(conn, stored.case.model_hash)
+        self._after_load(conn, batch.tracked)
+        return known
+
+    def _decide_loaded(
+        self,
+        conn: Connection | None,
+        commands: list[Command],
+        now: datetime,
+        batch: GroupCommit,
+        known: Mapping[str, store.KeyRow],
+    ) -> list[Outcome]:
+        """Decide ``commands`` on what ``_load_commands`` read (``conn`` is None: no reads left
+        to do, for no key was used before)."""
+        outcomes: list[Outcome] = []
+        for command in commands:
+            key = command.key
+            if key is not None and key in batch.keyed:
+                decision, fingerprint = batch.keyed[key]
+                assert decision.case is not None
+                check_key_reuse(key, fingerprint, command, decision.case.id)
+                outcomes.append(Outcome(decision.case.id, decision, replayed=True))
+                continue
+            if key is not None and key in known:
+                assert conn is not None
+                outcomes.append(self._replay(conn, known[key], command, batch))
+                continue
+            outcomes.append(Outcome(command.case_id, self._decide(conn, command, batch, now)))
+        return outcomes
+
+    def _after_load(self, conn: Connection, tracked: Mapping[str, PendingCase]) -> None:
+        """A seam for tests: runs after a batch read its cases, before it decides and writes."""
+
+    def _decide(
+        self, conn: Connection | None, command: Command, batch: GroupCommit, now: datetime
+    ) -> Decision:
+        tracked = batch.tracked.get(command.case_id)
+        if isinstance(command, StartCommand):
+            model = model_for_workflow(self.models, command.workflow)
+            event = Started(command.case_id, command.data, command.actor, command.reporter)
+            decision = decide(model, tracked.case if tracked else None, event, now)
+            if decision.accepted:
+                batch.apply(
+                    decision,
+                    now,
+                    key=command.key,
+                    fingerprint=_fingerprint(command),
+                    reporter=command.reporter,
+                )
+            return decision
+        if tracked is None:
+            raise UnknownCaseError(command.case_id)
+        model = self._model_for(conn, tracked.case.model_hash)
+        decision = decide(model, tracked.case, command.signal, now)
+        if decision.accepted:
+            batch.apply(decision, now, key=command.key, fingerprint=_fingerprint(command))
+        return decision
+
+    def _replay(
+        self, conn: Connection, used: store.KeyRow, command: Command, batch: GroupCommit
+    ) -> Outcome:
+        """The outcome a used idempotency key produced, returned again (the same request
+        only: ``check_key_reuse``)."""
+        check_key_reuse(used.key, used.fingerprint, command, used.case_id)
+        record = None if used.seq is None else store.load_record(conn, used.case_id, used.seq)
+        if used.case_id not in batch.tracked:
+            batch.tracked.update(
+                (k, PendingCase(v.case, v.version))
+                for k, v in store.load_cases(conn, [used.case_id]).items()
+            )
+        tracked = batch.tracked.get(used.case_id)
+        if record is None or tracked is None:
+            raise StoreError(f"idempotency key {used.key!r} points at a missing history record")
+        effects = tuple(effect_from_json(e) for e in record.effects)
+        return Outcome(used.case_id, Decision(tracked.case, effects, record), replayed=True)
+
+    def _fire_once(
+        self, conn: Connection, now: datetime, limit: int
+    ) -> tuple[int, list[tuple[str, Decision]]]:
+        batch = GroupCommit()
+        handled, decided = self._decide_due(conn, now, limit, batch)
+        self._flush(conn, batch)
+        return handled, decided
+
+    def _fire_sharded(self, now: datetime, limit: int) -> tuple[int, list[tuple[str, Decision]]]:
+        # Claimed in a short read and decided with no transaction open, as commands are.
+        batch = GroupCommit()
+        now_us = store.epoch_us(now)
+        due = store.read(
+            self.engine, lambda conn: self._claim(conn, now_us, limit, batch), action="claim"
+        )
+        if not due:
+            return 0, []
+        handled, decided = len(due), self._decide_lapses(None, due, batch, now)
+        try:
+            self._write(lambda conn: self._flush(conn, batch), action="fire due timers")
+        except ConcurrencyError as exc:
+            # Another process changed one of these cases after we read it (a signal): decide
+            # this batch again inside the write lock, where nothing can change under us.
+            log.warning("runtime.conflict_retry", case_ids=list(exc.case_ids[:20]), timers=True)
+            return self._write(
+                lambda conn: self._fire_once(conn, now, limit), action="fire due timers"
+            )
+        return handled, decided
+
+    def _decide_due(
+        self, conn: Connection, now: datetime, limit: int, batch: GroupCommit
+    ) -> tuple[int, list[tuple[str, Decision]]]:
+        """Claim the cases due by ``now`` and decide their lapses into ``batch``: how many
+        cases were handled, and the (workflow, decision) of each lapse."""
+        due = self._claim(conn, store.epoch_us(now), limit, batch)
+        return len(due), self._decide_lapses(conn, due, batch, now)
+
+    def _claim(
+        self, conn: Connection, now_us: int, limit: int, batch: GroupCommit
+    ) -> list[tuple[str, int]]:
+        """Claim up to ``limit`` cases due by ``now_us`` into ``batch``, with their models:
+        (case id, wake instant) each."""
+        self._uncommitted = []
+        claimed = store.claim_due(conn, now_us, limit, lock=self._postgres, shard=self.shard)
+        for row in claimed:
+            case = self._decode(row.case_id, row.version, row.body)
+            batch.tracked[row.case_id] = PendingCase(case, row.version)
+            self._model_for(conn, case.model_hash)
+        return [(row.case_id, row.wake_us) for row in claimed]
+
+    def _decide_lapses(
+        self,
+        conn: Connection | None,
+        due: list[tuple[str, int]],
+        batch: GroupCommit,
+        now: datetime,
+    ) -> list[tuple[str, Decision]]:
+        """Decide the lapse of each due (case id, wake instant), its case tracked in ``batch``."""
+        if not self.virtual:  # how late the most overdue timer fires (0 when none is due)
+            lag_us = store.epoch_us(now) - min(wake for _, wake in due) if due else 0
+            metrics.timer_lag_seconds.set(max(0, lag_us) / 1e6)
+        decided: list[tuple[str, Decision]] = []
+        # Each case once per call, at its earliest running deadline. Which of several clocks due
+        # together does not matter: the core settles every clock due by then and records the
+        # canonical first lapse. Later deadlines wake the case again with the next call.
+        for case_id, wake_us in due:
+            case = batch.tracked[case_id].case
+            lapse = _earliest_deadline(case)
+            if lapse is None or store.epoch_us(wake_at(lapse.due_at)) != wake_us:
+                # Only a hand-edited row can disagree with its own body: re-derive the column.
+                log.warning("runtime.stale_deadline", case_id=case_id)
+                batch.mark_dirty(case_id)
+                continue
+            model = self._model_for(conn, case.model_hash)
+            at = wake_at(lapse.due_at) if self.virtual else now
+            decision = decide(model, case, lapse, at)
+            if not decision.accepted:
+                raise StoreError(
+                    f"case {case_id}: clock {lapse.clock!r} due {lapse.due_at.isoformat()} "
+                    "is past but does not lapse; the stored case is inconsistent"
+                )
+            batch.apply(decision, at)
+            decided.append((case.workflow, decision))
+        return decided
+
+    def _scan_held(
+        self, conn: Connection, now_us: int, limit: int, held: HeldCommit
+    ) -> list[tuple[str, int]]:
+        """The due rows a shard's session has not read before, as (case id, wake instant),
+        without those of cases it holds: their rows are older than what it holds, and its own
+        deadlines wake them (``HeldCommit.due``)."""
+        assert self.shard is not None
+        due: list[tuple[str, int]] = []
+        rows, held.scanned = store.scan_due(
+            conn, now_us, limit, shard=self.shard, after=held.scanned
+        )
+        if len(rows) < limit:
+            held.swept_us = now_us
+        for row in rows:
+            tracked = held.tracked.get(row.case_id)
+            if tracked is None:
+                case = self._decode(row.case_id, row.version, row.body)
+                held.tracked[row.case_id] = PendingCase(case, row.version)
+                self._model_for(conn, case.model_hash)
+            elif tracked.dirty:
+                continue
+            due.append((row.case_id, row.wake_us))
+        return due
+
+    def _report(self, decided: list[tuple[str, Decision]]) -> None:
+        """After commit: tell the observer and the metrics about each new decision, once."""
+        if self._session is not None:
+            self._session.reports.extend(decided)
+        else:
+            self._publish(decided)
+
+    def _publish(self, decided: list[tuple[str, Decision]]) -> None:
+        by_workflow: dict[str, list[Decision]] = {}
+        for workflow, decision in decided:
+            if self.observer is not None and (decision.record or decision.rejection):
+                self.observer(decision)
+            by_workflow.setdefault(workflow, []).append(decision)
+        for workflow, decisions in by_workflow.items():
+            metrics.record_decisions(workflow, decisions)
+
+
+def _earliest_deadline(case: Case) -> ClockLapsed | None:
+    """The lapse of the running clock whose deadline is the case's ``next_due`` (on a tie, the
+    first of the case's clocks; the core records the canonical first lapse either way)."""
+    due = case.next_due
+    for clock in case.clocks:
+        if clock.running and clock.due_at is not None and clock.due_at == due:
+            return ClockLapsed(clock.name, clock.due_at)
+    return None
+
+
+def _fingerprint(command: Command) -> str | None:
+    return None if command.key is None else request_fingerprint(command)

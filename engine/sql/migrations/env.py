@@ -1,0 +1,58 @@
+"""Alembic environment: migrates with the runtime's own engine settings (WAL, foreign keys)."""
+
+from __future__ import annotations
+
+from alembic import context
+from sqlalchemy import Connection, Engine
+
+from engine.sql.store import open_engine
+from engine.sql.tables import metadata
+
+config = context.config
+
+
+def _run(connection: Connection) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=metadata,
+        # SQLite: rebuild tables for ALTERs it cannot do in place.
+        render_as_batch=connection.dialect.name == "sqlite",
+        # Our SQLite connections issue BEGIN themselves, so DDL is transactional there too: a
+        # migration that fails half-way leaves the previous schema, never a mix.
+        transactional_ddl=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def run_migrations_online() -> None:
+    given = config.attributes.get("engine")
+    if isinstance(given, Engine):
+        with given.connect() as connection:
+            _run(connection)
+        return
+    url = config.get_main_option("sqlalchemy.url")
+    if not url:
+        raise RuntimeError("no sqlalchemy.url in the Alembic config")
+    engine = open_engine(url)
+    try:
+        with engine.connect() as connection:
+            _run(connection)
+    finally:
+        engine.dispose()
+
+
+def run_migrations_offline() -> None:
+    context.configure(
+        url=config.get_main_option("sqlalchemy.url"),
+        target_metadata=metadata,
+        literal_binds=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+if context.is_offline_mode():
+    run_migrations_offline()
+else:
+    run_migrations_online()

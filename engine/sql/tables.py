@@ -1,0 +1,143 @@
+"""The embedded runtime's tables (SQLAlchemy Core), identical on SQLite and PostgreSQL.
+
+Instants the runtime sorts or compares on (deadlines, wake-ups, retry times) are stored as integer
+microseconds since the Unix epoch (UTC): one representation, exact, index-friendly and free of the
+time-zone handling differences between the two databases. Recorded times inside history rows stay
+the ISO 8601 text the hash chain covers.
+
+The reporter's identity lives in its own table, never joined into a case row, a history row or an
+outbox payload, so no agency-facing query can reach it by accident.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+__all__ = [
+    "cases",
+    "definitions",
+    "history",
+    "idempotency_keys",
+    "metadata",
+    "outbox",
+    "reporters",
+]
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# Compiled models, content-addressed: a case pins one by hash and replays under it forever.
+definitions = Table(
+    "definitions",
+    metadata,
+    Column("model_hash", String(64), primary_key=True),
+    Column("name", String(100), nullable=False, index=True),
+    Column("version", String(50), nullable=False),
+    Column("body", Text, nullable=False),  # canonical JSON of Model.to_data()
+    Column("created_us", BigInteger, nullable=False),
+)
+
+cases = Table(
+    "cases",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("workflow", String(100), nullable=False),
+    Column("model_hash", String(64), ForeignKey("definitions.model_hash"), nullable=False),
+    Column("state", String(100), nullable=False),
+    Column("status", String(100), nullable=False),
+    Column("agency", String(100)),
+    Column("region", String(10), nullable=False),
+    Column("escalation_level", Integer, nullable=False),
+    Column("outcome", String(50)),
+    # The earliest running deadline: the timer loop wakes the case one LAPSE_MARGIN after it.
+    Column("next_due_us", BigInteger),
+    Column("opened_us", BigInteger, nullable=False),
+    Column("closed_us", BigInteger),
+    Column("seq", Integer, nullable=False),  # history length
+    Column("head", String(64), nullable=False),  # last history hash
+    Column("version", Integer, nullable=False),  # optimistic concurrency: bumped by every write
+    Column("body", Text, nullable=False),  # Case.to_json() without the reporter
+)
+Index("ix_cases_agency", cases.c.agency)
+# The case row is its own timer (migration 0003): one index entry per case with a running clock,
+# moved by the update that changes the deadline, instead of a timers table with three B-trees.
+# Partial: closed and paused cases are not in it.
+_HAS_DEADLINE = cases.c.next_due_us.isnot(None)
+Index(
+    "ix_cases_next_due_us",
+    cases.c.next_due_us,
+    sqlite_where=_HAS_DEADLINE,
+    postgresql_where=_HAS_DEADLINE,
+)
+
+reporters = Table(
+    "reporters",
+    metadata,
+    Column("case_id", String(64), ForeignKey("cases.id"), primary_key=True),
+    Column("identity", Text, nullable=False),  # JSON; read only by reporter-facing calls
+)
+
+history = Table(
+    "history",
+    metadata,
+    Column("case_id", String(64), ForeignKey("cases.id"), primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("format", Integer, nullable=False),
+    Column("at", String(40), nullable=False),  # ISO 8601 UTC, as hashed
+    Column("actor", String(200), nullable=False),
+    Column("model_hash", String(64), nullable=False),
+    Column("event", Text, nullable=False),  # JSON
+    Column("effects", Text, nullable=False),  # JSON list
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+
+# Effects that touch the world, written in the decision's transaction, delivered afterwards.
+outbox = Table(
+    "outbox",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("case_id", String(64), nullable=False),
+    Column("seq", Integer, nullable=False),
+    # case:seq:index, unique because (case, seq) is the history's key; no index of its own
+    # (migration 0003): nothing looks a row up by it, and every decision paid for it.
+    Column("idempotency_key", String(200), nullable=False),
+    Column("kind", String(50), nullable=False),  # notify | routed | escalated | closed
+    Column("target", String(100), nullable=False),
+    Column("payload", Text, nullable=False),  # JSON: effect + agency-safe case summary
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_us", BigInteger, nullable=False),
+    Column("delivered_us", BigInteger),
+    Column("last_error", Text),
+)
+Index("ix_outbox_pending", outbox.c.delivered_us, outbox.c.next_attempt_us)
+
+# Client-supplied keys that make a start or a signal safe to retry.
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("key", String(200), primary_key=True),
+    Column("case_id", String(64), nullable=False),
+    Column("seq", Integer),  # the history record the key produced (null: it was rejected)
+    Column("created_us", BigInteger, nullable=False),
+    # request_fingerprint of the request that first used the key (null: written before 0004)
+    Column("fingerprint", String(64)),
+)

@@ -22,14 +22,12 @@ check on every case update is the last line of defence; a conflict it finds is r
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
 import structlog
-from sqlalchemy import Connection, Engine, RootTransaction
+from sqlalchemy import Connection, Engine
 
 from engine.domain.case import Case
 from engine.domain.errors import LaporError
@@ -56,7 +54,7 @@ from engine.runtime.errors import (
     UnknownCaseError,
 )
 from engine.sql import store
-from engine.sql.batch import GroupCommit, HeldCommit, PendingCase
+from engine.sql.batch import GroupCommit, PendingCase
 from engine.sql.outbox import OutboxDelivery
 
 __all__ = ["EmbeddedRuntime"]
@@ -67,20 +65,6 @@ _DECODED_CACHE = 20_000  # cases kept decoded: ~50 MiB, enough for a batch's wor
 log = structlog.get_logger("lapor.runtime")
 
 T = TypeVar("T")
-
-
-@dataclass
-class _Session:
-    """What every call of a ``session()`` shares until it commits: one open write transaction,
-    or (a shard's session) the decisions held in memory, ``held``."""
-
-    conn: Connection | None
-    transaction: RootTransaction | None
-    commit_every: int
-    held: HeldCommit | None = None
-    pending: int = 0
-    reports: list[tuple[str, Decision]] = field(default_factory=list)
-    broken: bool = False
 
 
 class EmbeddedRuntime(Runtime):
@@ -136,136 +120,37 @@ class EmbeddedRuntime(Runtime):
         # is always current for that row; entries are adopted only after their commit.
         self._decoded: OrderedDict[tuple[str, int], Case] = OrderedDict()
         self._uncommitted: list[tuple[str, int, Case]] = []
-        self._session: _Session | None = None
         self.register(models)
 
-    # --- sessions -------------------------------------------------------------------------
-
-    @contextmanager
-    def session(self, commit_every: int = 20_000) -> Iterator[EmbeddedRuntime]:
-        """Share one write transaction among many calls, committed every ``commit_every``
-        decisions and on exit: for a single writer's long run (the demo, a bulk import).
-
-        Outside a session each call is its own transaction, and a simulation that advances a
-        virtual clock in 15-minute slots pays a commit (an fsync) per slot for a handful of
-        decisions. Inside one, decisions are durable once their commit happens, as with group
-        commit; the observer hears of them then. On SQLite the session holds the write lock for
-        its whole length. An error rolls back everything since the last commit at once and
-        ends the session: nothing is retried (an earlier call's decisions would go with it),
-        and later calls in it are refused.
-
-        A shard's session (``shard=``) holds no lock between commits: it keeps its decisions in
-        memory (``HeldCommit``) and writes them in one transaction at each commit, while the
-        other shards go on. It owns its shard's cases: a case another process changed since
-        the session read it fails the commit (``ConcurrencyError``) and ends the session.
-        Reads of a case, a history or the next wake-up commit first, so they see every decision.
-        """
-        if commit_every < 1:
-            raise LaporError(f"commit_every must be >= 1, got {commit_every}")
-        if self._session is not None:
-            raise LaporError("a session is already open on this runtime")
-        conn: Connection | None = None
-        if self.shard is not None:
-            self._session = _Session(None, None, commit_every, held=HeldCommit())
-        else:
-            with store.map_errors("open a session"):
-                conn = self.engine.connect()
-                conn.execution_options(lapor_write=True)
-                self._session = _Session(conn, conn.begin(), commit_every)
-        try:
-            yield self
-            if not self._session.broken:
-                self._commit_session()
-        except BaseException:
-            self._abandon_session()
-            raise
-        finally:
-            if conn is not None:
-                conn.close()
-            self._session = None
-
-    def _commit_session(self) -> None:
-        session = self._session
-        assert session is not None
-        if session.held is not None:
-            held = session.held
-            try:
-                store.transact(
-                    self.engine, lambda conn: self._flush(conn, held), action="commit a session"
-                )
-            except BaseException:
-                self._abandon_session()
-                raise
-            self._adopt_committed()
-            session.held = HeldCommit()
-        else:
-            assert session.conn is not None and session.transaction is not None
-            with store.map_errors("commit a session"):
-                session.transaction.commit()
-                session.transaction = session.conn.begin()
-        reports, session.reports, session.pending = session.reports, [], 0
-        self._publish(reports)
-
-    def _abandon_session(self) -> None:
-        session = self._session
-        if session is None or session.broken:
-            return
-        session.broken = True
-        session.reports = []
-        # Entries adopted since the last commit name states that no longer exist.
-        self._decoded.clear()
-        self._uncommitted = []
-        if session.transaction is None:
-            session.held = None
-            return
-        with store.map_errors("roll back a session"):
-            session.transaction.rollback()
-
-    def _after_call(self, decided: int) -> None:
-        session = self._session
-        if session is not None:
-            session.pending += decided
-            if session.pending >= session.commit_every:
-                self._commit_session()
+    # --- what a bulk session (``engine.sql.bulk``) changes -------------------------------------
 
     def _write(self, work: Callable[[Connection], T], *, action: str) -> T:
-        """``work`` in a transaction of its own, or in the session's open one."""
-        session = self._session
-        if session is not None and session.broken:
-            raise LaporError("this session was rolled back after an error; open a new one")
-        if session is None or session.conn is None:
-            result = store.transact(self.engine, work, action=action)
-        else:
-            try:
-                with store.map_errors(action):
-                    result = work(session.conn)
-            except BaseException:
-                self._abandon_session()
-                raise
+        """``work`` in a transaction of its own."""
+        result = store.transact(self.engine, work, action=action)
         self._adopt_committed()
         return result
 
     def _read(self, work: Callable[[Connection], T], *, action: str) -> T:
-        """Reads inside a session see its own decisions: through its connection, or after
-        writing what a shard's session held."""
-        session = self._session
-        if session is not None and session.broken:
-            raise LaporError("this session was rolled back after an error; open a new one")
-        if session is not None and session.conn is not None:
-            with store.map_errors(action):
-                return work(session.conn)
-        if session is not None and session.held is not None and session.held.tracked:
-            self._commit_session()
         return store.read(self.engine, work, action=action)
 
-    def _held(self) -> HeldCommit | None:
-        """The decisions a shard's session holds, if this call is in one."""
-        session = self._session
-        if session is None:
-            return None
-        if session.broken:
-            raise LaporError("this session was rolled back after an error; open a new one")
-        return session.held
+    def _after_call(self, decided: int) -> None:
+        """After each call that decided ``decided`` times (a session counts towards a commit)."""
+
+    def _report(self, decided: list[tuple[str, Decision]]) -> None:
+        """After commit: tell the observer and the metrics about each new decision, once."""
+        self._publish(decided)
+
+    def _probe_before_firing(self) -> bool:
+        """Whether ``advance_to`` asks if anything is due before claiming (cheaper than an
+        empty claim, except in a session that scans its due rows once anyway)."""
+        return True
+
+    def _fire(self, now: datetime, limit: int) -> tuple[int, list[tuple[str, Decision]]]:
+        """Claim the cases due by ``now`` and decide their lapses: how many cases were handled,
+        and the (workflow, decision) of each lapse, committed."""
+        if self._decides_outside_lock():
+            return self._fire_sharded(now, limit)
+        return self._write(lambda conn: self._fire_once(conn, now, limit), action="fire due timers")
 
     def register(self, models: Mapping[str, Model]) -> None:
         """Make ``models`` the ones new cases of their workflows start under, storing each by
@@ -286,12 +171,9 @@ class EmbeddedRuntime(Runtime):
         """Virtual clock: fire every timer waking at or before ``moment``, then move the clock."""
         if not isinstance(self.clock, VirtualClock):
             raise LaporError("advance_to needs a virtual clock; the wall clock moves by itself")
-        if self._held() is not None:  # its scan finds nothing cheaply: no probe first
-            while self.fire_due(moment, self.batch_size):
-                pass
-        else:
-            while self._has_due(moment) and self.fire_due(moment, self.batch_size):
-                pass
+        probe = self._probe_before_firing()
+        while (not probe or self._has_due(moment)) and self.fire_due(moment, self.batch_size):
+            pass
         self.clock.advance_to(moment)
 
     def case(self, case_id: str) -> Case:
@@ -339,23 +221,7 @@ class EmbeddedRuntime(Runtime):
         call, after that decision's changes are visible.
         """
         with metrics.time_batch("timers"):
-            held = self._held()
-            if held is not None:  # read, then decide with no transaction open (as commands)
-                now_us = store.epoch_us(now)
-                due = held.due(now_us, limit)
-                if held.swept_us < now_us:
-                    due += store.read(
-                        self.engine,
-                        lambda conn: self._scan_held(conn, now_us, limit, held),
-                        action="claim due timers",
-                    )
-                handled, decided = len(due), self._decide_lapses(None, due, held, now)
-            elif self._decides_outside_lock():
-                handled, decided = self._fire_sharded(now, limit)
-            else:
-                handled, decided = self._write(
-                    lambda conn: self._fire_once(conn, now, limit), action="fire due timers"
-                )
+            handled, decided = self._fire(now, limit)
         self._report(decided)
         self._after_call(len(decided))
         return handled
@@ -421,8 +287,6 @@ class EmbeddedRuntime(Runtime):
         return model
 
     def _execute(self, commands: list[Command], now: datetime, depth: int) -> list[Outcome]:
-        if self._session is not None:
-            return self._transact_commands(commands, now)  # no retries: see ``session``
         try:
             return self._transact_commands(commands, now)
         except IntegrityViolationError as exc:
@@ -452,13 +316,9 @@ class EmbeddedRuntime(Runtime):
             return [outcome for outcome in results if outcome is not None]
 
     def _decides_outside_lock(self) -> bool:
-        # A session's transaction holds the lock anyway (and must see its own writes).
-        return self.shard is not None and self._session is None
+        return self.shard is not None
 
     def _transact_commands(self, commands: list[Command], now: datetime) -> list[Outcome]:
-        held = self._held()
-        if held is not None:  # decided now, written when the session commits
-            return self._decide_between_reads(commands, now, held)
         if not self._decides_outside_lock():
             return self._write(
                 lambda conn: self._execute_once(conn, commands, now), action="record decisions"
@@ -701,37 +561,6 @@ class EmbeddedRuntime(Runtime):
             batch.apply(decision, at)
             decided.append((case.workflow, decision))
         return decided
-
-    def _scan_held(
-        self, conn: Connection, now_us: int, limit: int, held: HeldCommit
-    ) -> list[tuple[str, int]]:
-        """The due rows a shard's session has not read before, as (case id, wake instant),
-        without those of cases it holds: their rows are older than what it holds, and its own
-        deadlines wake them (``HeldCommit.due``)."""
-        assert self.shard is not None
-        due: list[tuple[str, int]] = []
-        rows, held.scanned = store.scan_due(
-            conn, now_us, limit, shard=self.shard, after=held.scanned
-        )
-        if len(rows) < limit:
-            held.swept_us = now_us
-        for row in rows:
-            tracked = held.tracked.get(row.case_id)
-            if tracked is None:
-                case = self._decode(row.case_id, row.version, row.body)
-                held.tracked[row.case_id] = PendingCase(case, row.version)
-                self._model_for(conn, case.model_hash)
-            elif tracked.dirty:
-                continue
-            due.append((row.case_id, row.wake_us))
-        return due
-
-    def _report(self, decided: list[tuple[str, Decision]]) -> None:
-        """After commit: tell the observer and the metrics about each new decision, once."""
-        if self._session is not None:
-            self._session.reports.extend(decided)
-        else:
-            self._publish(decided)
 
     def _publish(self, decided: list[tuple[str, Decision]]) -> None:
         by_workflow: dict[str, list[Decision]] = {}

@@ -25,6 +25,7 @@ from engine.domain.model import Model
 from engine.runtime.clock import VirtualClock
 from engine.runtime.memory import MemoryRuntime
 from engine.sql import store
+from engine.sql.bulk import BulkRuntime
 from engine.sql.embedded import EmbeddedRuntime
 from engine.sql.migrations import upgrade
 from engine.sql.tables import cases, history
@@ -67,7 +68,7 @@ def test_the_demo_folds_to_the_same_report_in_memory_and_on_sqlite(
     upgrade(url)
     engine = store.open_engine(url)
     on_disk = DemoStats(COMPLAINTS)
-    runtime = EmbeddedRuntime(engine, models, VirtualClock(DEMO_START), observer=on_disk.observe)
+    runtime = BulkRuntime(engine, models, VirtualClock(DEMO_START), observer=on_disk.observe)
     with runtime.session(commit_every=500):  # several commits, and a tail on exit
         run_demo(runtime, Population(COMPLAINTS, DEMO_START, seed=7))
 

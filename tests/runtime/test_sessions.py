@@ -1,4 +1,4 @@
-"""``EmbeddedRuntime.session()``: one writer's long run shares its transactions.
+"""``BulkRuntime.session()``: one writer's long run shares its transactions.
 
 Decisions made in a session become visible to other connections (and to the observer) only when
 the session commits: every ``commit_every`` decisions and on exit. An error rolls back to the last
@@ -21,7 +21,7 @@ from engine.runtime.clock import VirtualClock
 from engine.runtime.contract import SignalCommand, StartCommand
 from engine.runtime.errors import IntegrityViolationError
 from engine.sql import store
-from engine.sql.embedded import EmbeddedRuntime
+from engine.sql.bulk import BulkRuntime
 from engine.sql.migrations import upgrade
 from engine.sql.tables import history, outbox
 
@@ -37,10 +37,8 @@ def observed() -> list[Decision]:
 
 
 @pytest.fixture
-def runtime(
-    engine: Engine, models: Mapping[str, Model], observed: list[Decision]
-) -> EmbeddedRuntime:
-    return EmbeddedRuntime(engine, models, VirtualClock(T0), observer=observed.append)
+def runtime(engine: Engine, models: Mapping[str, Model], observed: list[Decision]) -> BulkRuntime:
+    return BulkRuntime(engine, models, VirtualClock(T0), observer=observed.append)
 
 
 def committed_records(engine: Engine) -> int:
@@ -49,13 +47,13 @@ def committed_records(engine: Engine) -> int:
         return int(conn.execute(select(func.count()).select_from(history)).scalar_one())
 
 
-def start(runtime: EmbeddedRuntime, *ids: str) -> None:
+def start(runtime: BulkRuntime, *ids: str) -> None:
     outcomes = runtime.execute([StartCommand(WORKFLOW, i, INTAKE) for i in ids], T0)
     assert all(o.decision.accepted for o in outcomes)
 
 
 def test_a_session_commits_every_n_decisions_and_on_exit(
-    runtime: EmbeddedRuntime, engine: Engine, observed: list[Decision]
+    runtime: BulkRuntime, engine: Engine, observed: list[Decision]
 ) -> None:
     with runtime.session(commit_every=3):
         start(runtime, "C1", "C2")
@@ -72,16 +70,14 @@ def test_a_session_commits_every_n_decisions_and_on_exit(
 
 
 def test_timers_fire_inside_a_session_as_they_do_outside(
-    runtime: EmbeddedRuntime, models: Mapping[str, Model], tmp_path: Path
+    runtime: BulkRuntime, models: Mapping[str, Model], tmp_path: Path
 ) -> None:
     later = instant("2026-07-01T00:00:00+07:00")  # past every rung of the verification ladder
     with runtime.session(commit_every=1_000):
         start(runtime, "C1")
         runtime.advance_to(later)
         inside = [r.hash for r in runtime.history("C1")]
-    reference = EmbeddedRuntime(
-        store.open_engine(_fresh_sqlite(tmp_path)), models, VirtualClock(T0)
-    )
+    reference = BulkRuntime(store.open_engine(_fresh_sqlite(tmp_path)), models, VirtualClock(T0))
     start(reference, "C1")
     reference.advance_to(later)
     assert inside == [r.hash for r in reference.history("C1")]
@@ -90,7 +86,7 @@ def test_timers_fire_inside_a_session_as_they_do_outside(
 
 
 def test_an_error_rolls_the_session_back_to_its_last_commit_and_ends_it(
-    runtime: EmbeddedRuntime, engine: Engine, observed: list[Decision]
+    runtime: BulkRuntime, engine: Engine, observed: list[Decision]
 ) -> None:
     # C3's verify writes outbox key C3:2:0 (its routed effect): taking that key, under a unique
     # index only this test adds, makes that write fail.
@@ -125,7 +121,7 @@ def test_an_error_rolls_the_session_back_to_its_last_commit_and_ends_it(
 
 
 def test_an_exception_from_the_caller_rolls_back_what_was_not_committed(
-    runtime: EmbeddedRuntime, engine: Engine
+    runtime: BulkRuntime, engine: Engine
 ) -> None:
     with pytest.raises(RuntimeError, match="caller"), runtime.session(commit_every=10):
         start(runtime, "C1")
@@ -133,7 +129,7 @@ def test_an_exception_from_the_caller_rolls_back_what_was_not_committed(
     assert committed_records(engine) == 0
 
 
-def test_sessions_do_not_nest(runtime: EmbeddedRuntime) -> None:
+def test_sessions_do_not_nest(runtime: BulkRuntime) -> None:
     outer = runtime.session()
     with outer, pytest.raises(LaporError, match="already open"), runtime.session():
         pass

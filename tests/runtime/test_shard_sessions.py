@@ -22,7 +22,7 @@ from engine.runtime.clock import VirtualClock
 from engine.runtime.contract import SignalCommand, StartCommand
 from engine.runtime.errors import ConcurrencyError
 from engine.sql import store
-from engine.sql.embedded import EmbeddedRuntime
+from engine.sql.bulk import BulkRuntime
 from engine.sql.migrations import upgrade
 from engine.sql.tables import history
 
@@ -53,7 +53,7 @@ def reference_engine(tmp_path: Path) -> Iterator[Engine]:
     yield from _engine(tmp_path, "reference.db")
 
 
-def start(runtime: EmbeddedRuntime, ids: list[str]) -> None:
+def start(runtime: BulkRuntime, ids: list[str]) -> None:
     outcomes = runtime.execute([StartCommand(WORKFLOW, i, INTAKE) for i in ids], T0)
     assert all(o.decision.accepted for o in outcomes)
 
@@ -63,7 +63,7 @@ def committed_records(engine: Engine) -> int:
         return int(conn.execute(select(func.count()).select_from(history)).scalar_one())
 
 
-def hashes(runtime: EmbeddedRuntime, ids: list[str]) -> dict[str, list[str]]:
+def hashes(runtime: BulkRuntime, ids: list[str]) -> dict[str, list[str]]:
     return {case_id: [r.hash for r in runtime.history(case_id)] for case_id in ids}
 
 
@@ -75,7 +75,7 @@ def test_a_shard_session_records_the_histories_a_plain_runtime_records(
     then name a deadline that has passed by the time the clock gets there, and must not fire.
     Batches of two make the scan stop inside a run of equal deadlines again and again."""
 
-    def run(runtime: EmbeddedRuntime, inside: EmbeddedRuntime | None) -> None:
+    def run(runtime: BulkRuntime, inside: BulkRuntime | None) -> None:
         start(runtime, EARLY)
         session = runtime.session(commit_every=25) if inside is not None else None
         if session is not None:
@@ -88,9 +88,9 @@ def test_a_shard_session_records_the_histories_a_plain_runtime_records(
         if session is not None:
             session.__exit__(None, None, None)
 
-    reference = EmbeddedRuntime(reference_engine, models, VirtualClock(T0), batch_size=2)
+    reference = BulkRuntime(reference_engine, models, VirtualClock(T0), batch_size=2)
     run(reference, None)
-    sharded = EmbeddedRuntime(sqlite_engine, models, VirtualClock(T0), batch_size=2, shard=(0, 2))
+    sharded = BulkRuntime(sqlite_engine, models, VirtualClock(T0), batch_size=2, shard=(0, 2))
     with structlog.testing.capture_logs() as logs:
         run(sharded, sharded)
     # A stale row was never taken for the case: only hand-edited rows are reported as stale.
@@ -107,7 +107,7 @@ def test_a_shard_session_records_the_histories_a_plain_runtime_records(
 def test_more_cases_due_at_one_instant_than_a_batch_all_fire_in_one_advance(
     sqlite_engine: Engine, models: Mapping[str, Model]
 ) -> None:
-    runtime = EmbeddedRuntime(sqlite_engine, models, VirtualClock(T0), batch_size=2, shard=(0, 2))
+    runtime = BulkRuntime(sqlite_engine, models, VirtualClock(T0), batch_size=2, shard=(0, 2))
     start(runtime, EARLY)  # one verification deadline for all ten
     due = runtime.case(EARLY[0]).next_due
     assert due is not None
@@ -121,7 +121,7 @@ def test_a_shard_session_writes_at_commit_and_its_reads_commit_first(
     sqlite_engine: Engine, models: Mapping[str, Model]
 ) -> None:
     seen = []
-    runtime = EmbeddedRuntime(
+    runtime = BulkRuntime(
         sqlite_engine, models, VirtualClock(T0), shard=(0, 2), observer=seen.append
     )
     with runtime.session(commit_every=100):
@@ -142,7 +142,7 @@ def test_a_used_key_replays_inside_a_shard_session(
     sqlite_engine: Engine, models: Mapping[str, Model], used: str
 ) -> None:
     """Used inside the session (held, not yet written) or before it (read from the database)."""
-    runtime = EmbeddedRuntime(sqlite_engine, models, VirtualClock(T0), shard=(0, 2))
+    runtime = BulkRuntime(sqlite_engine, models, VirtualClock(T0), shard=(0, 2))
     command = SignalCommand("C0", Signal("verify", VERIFY.actor, VERIFY.data, key="verify-C0"))
     start(runtime, ["C0"])
     first = runtime.execute([command], T0)[0] if used == "before" else None
@@ -159,8 +159,8 @@ def test_a_used_key_replays_inside_a_shard_session(
 def test_a_case_changed_by_another_process_fails_the_shard_sessions_commit(
     sqlite_engine: Engine, models: Mapping[str, Model]
 ) -> None:
-    ours = EmbeddedRuntime(sqlite_engine, models, VirtualClock(T0), shard=(0, 2))
-    theirs = EmbeddedRuntime(sqlite_engine, models, VirtualClock(T0))
+    ours = BulkRuntime(sqlite_engine, models, VirtualClock(T0), shard=(0, 2))
+    theirs = BulkRuntime(sqlite_engine, models, VirtualClock(T0))
     start(ours, ["C0", "C2"])
     with ours.session(commit_every=100):
         ours.execute([SignalCommand("C0", VERIFY), SignalCommand("C2", VERIFY)], T0)

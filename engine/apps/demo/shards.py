@@ -95,7 +95,7 @@ def _shard(
     from engine.definitions.loader import load_models
     from engine.runtime.clock import VirtualClock
     from engine.runtime.collector import tune_for_long_runs
-    from engine.sql.embedded import EmbeddedRuntime
+    from engine.sql.bulk import BulkRuntime
     from engine.sql.store import open_engine
 
     models = load_models(*sources)
@@ -103,7 +103,7 @@ def _shard(
     index, count = shard
     stats = DemoStats(population.count)
     engine = open_engine(url, durable=False)  # a simulation: see open_engine
-    runtime = EmbeddedRuntime(
+    runtime = BulkRuntime(
         engine, models, VirtualClock(DEMO_START), observer=stats.observe, shard=shard
     )
 

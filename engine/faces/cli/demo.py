@@ -144,7 +144,7 @@ def _cores() -> int:
 
 
 def _embedded(db: str, models: Any, clock: Any, stats: Any) -> Any:
-    from engine.sql.embedded import EmbeddedRuntime
+    from engine.sql.bulk import BulkRuntime
     from engine.sql.migrations import upgrade
     from engine.sql.store import open_engine
 
@@ -154,4 +154,4 @@ def _embedded(db: str, models: Any, clock: Any, stats: Any) -> Any:
             Path(f"{path}{suffix}").unlink(missing_ok=True)
     upgrade(db)
     engine = open_engine(db, durable=False)  # a simulation, rebuilt on every run: see open_engine
-    return EmbeddedRuntime(engine, models, clock, observer=stats.observe)
+    return BulkRuntime(engine, models, clock, observer=stats.observe)

@@ -28,7 +28,7 @@ import json
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
@@ -44,6 +44,7 @@ from engine.runtime.delivery import (
     OutboxMessage,
     handler_for,
 )
+from engine.sql.store import epoch_us
 from engine.sql.tables import outbox
 
 __all__ = [
@@ -59,7 +60,6 @@ __all__ = [
 DEAD_US = 2**63 - 1
 """``next_attempt_us`` of a dead-lettered row: the largest BIGINT, never due."""
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 _MAX_ERROR = 1000  # characters of an error kept in last_error; a handler may say a lot
 
@@ -85,12 +85,6 @@ def backoff_delay(
     digest = hashlib.blake2b(f"{row_id}:{attempt}".encode(), digest_size=8).digest()
     spread = int.from_bytes(digest, "big") * (ceiling - ceiling // 2) >> 64
     return timedelta(microseconds=ceiling // 2 + spread)
-
-
-def _epoch_us(moment: datetime) -> int:
-    if moment.tzinfo is None:
-        raise LaporError(f"time {moment.isoformat()} has no UTC offset; give one, e.g. +07:00")
-    return (moment - _EPOCH) // _MICROSECOND
 
 
 @contextmanager
@@ -128,7 +122,7 @@ def requeue_dead(engine: Engine, now: datetime, *, ids: Sequence[int] | None = N
     stmt = (
         update(outbox)
         .where(outbox.c.next_attempt_us == DEAD_US, outbox.c.delivered_us.is_(None))
-        .values(attempts=0, next_attempt_us=_epoch_us(now))
+        .values(attempts=0, next_attempt_us=epoch_us(now))
     )
     if ids is not None:
         stmt = stmt.where(outbox.c.id.in_(list(ids)))
@@ -177,7 +171,7 @@ class OutboxDelivery:
         Raises ``OutboxError`` when the database fails; rows claimed but not yet settled then stay
         leased and are delivered again after the lease, which at-least-once allows.
         """
-        now_us = _epoch_us(now)
+        now_us = epoch_us(now)
         started = time.monotonic()
         budget = self.lease.total_seconds() / 2
         counts = dict.fromkeys(("delivered", "failed", "dead", "unhandled"), 0)

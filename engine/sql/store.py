@@ -40,6 +40,7 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from engine.domain.canonical import parse_json
 from engine.domain.case import Case
+from engine.domain.events import utc_text
 from engine.domain.machine import LAPSE_MARGIN
 from engine.domain.model import Model, canonical_json
 from engine.domain.records import HistoryRecord
@@ -101,7 +102,11 @@ _PG_NO_SCHEMA = {"42P01", "42703"}  # undefined table / column
 
 def epoch_us(moment: datetime) -> int:
     """Integer microseconds since the Unix epoch: how sortable instants are stored."""
-    return (moment - _EPOCH) // _MICROSECOND
+    try:
+        return (moment - _EPOCH) // _MICROSECOND
+    except TypeError:  # a naive time: say so in the words every other time check uses
+        utc_text(moment)
+        raise
 
 
 def from_epoch_us(value: int) -> datetime:

@@ -225,12 +225,7 @@ class TemporalRuntime(Runtime):
         return self._loop.run(self._case(case_id))
 
     def model_of(self, case_id: str) -> Model:
-        case = self.case(case_id)
-        for model in self.models.values():
-            if model.hash == case.model_hash:
-                return model
-        data = self._loop.run(self._query(case_id, CaseWorkflow.model))
-        return Model.from_data(json.loads(data))
+        return self._loop.run(self._model_of(self.case(case_id)))
 
     def history(self, case_id: str) -> list[HistoryRecord]:
         """Every record of the case, across all runs of its workflow, by sequence number."""
@@ -425,6 +420,7 @@ class TemporalRuntime(Runtime):
         return Outcome(case_id, Decision(case, rejection=rejection))
 
     async def _model_of(self, case: Case) -> Model:
+        """The model the case pinned: a registered one with its hash, else the workflow's own."""
         for model in self.models.values():
             if model.hash == case.model_hash:
                 return model

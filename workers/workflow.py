@@ -20,6 +20,12 @@ transitions is meaningful (rejection reasons list "allowed now: ..." in model or
 Effects that touch the world (notify/route/escalate) run as the ``deliver_effects`` activity
 (``workers/activities.py``), started after the decision is recorded and not awaited by the loop, so
 a slow delivery never delays a deadline; the run waits for outstanding deliveries before it ends.
+The activity hands each effect to the worker's delivery handlers, as the embedded outbox does.
+
+Keys: the start's idempotency key and request fingerprint travel in its input (``start_request``
+query); a keyed signal's key is kept with its fingerprint and record, so a retry is answered from
+them instead of being decided again (``KEYED_SIGNALS_PATCH``), and carried across continue-as-new.
+The reporter's identity, when given, is in the input only sealed (``engine.runtime.identity``).
 
 Continue-as-new: past ``continue_after`` records in one run (500 by default) the workflow starts a
 new run with the case and the last ``history_keep`` records, once every effect delivery of this

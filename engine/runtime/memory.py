@@ -106,24 +106,23 @@ class MemoryRuntime(Runtime):
     def advance_to(self, moment: datetime) -> None:
         """Move the virtual clock to ``moment``, firing every timer due on the way, in order."""
         while self._timers and self._timers[0][0] <= moment:
-            wake, _, case_id, clock, due_at = heapq.heappop(self._timers)
-            self.clock.advance_to(wake)  # never backwards: a late timer fires at the clock's now
-            event = ClockLapsed(clock, due_at)
-            decision = decide(self._model(case_id), self._cases[case_id], event, self.clock.now())
-            self._store(case_id, decision)
+            self._fire_next()
         self.clock.advance_to(moment)
 
     def fire_due(self, now: datetime, limit: int = 1000) -> int:
-        """Fire the timers waking by ``now`` (the clock moves there), at most ``limit``."""
+        """Fire the timers waking by ``now`` (the clock moves with them), at most ``limit``."""
         fired = 0
         while self._timers and self._timers[0][0] <= now and fired < limit:
-            wake, _, case_id, clock, due_at = heapq.heappop(self._timers)
-            self.clock.advance_to(wake)
-            event = ClockLapsed(clock, due_at)
-            decision = decide(self._model(case_id), self._cases[case_id], event, self.clock.now())
-            if self._store(case_id, decision).accepted:
-                fired += 1
+            fired += self._fire_next()
         return fired
+
+    def _fire_next(self) -> int:
+        """Decide the earliest timer at its wake instant: 1 if it lapsed a clock, 0 if stale."""
+        wake, _, case_id, clock, due_at = heapq.heappop(self._timers)
+        self.clock.advance_to(wake)  # never backwards: a late timer fires at the clock's now
+        event = ClockLapsed(clock, due_at)
+        decision = decide(self._model(case_id), self._cases[case_id], event, self.clock.now())
+        return 1 if self._store(case_id, decision).accepted else 0
 
     def deliver(self, now: datetime | None = None) -> DeliveryReport:
         delivered = failed = unhandled = 0

@@ -14,7 +14,9 @@ runtime (``engine.sql.embedded``) and the Temporal runtime (``workers.runtime``)
   outcome again (``replayed``), recording nothing; the same key with another request raises
   ``KeyReuseError``. A keyed start without a case id takes its id from the key
   (``keyed_case_id``), so a retry meets the first start on every runtime.
-- **Time.** On a virtual clock ``execute(at=...)`` and ``advance_to`` first fire every clock due
+- **Time.** An event never goes back before its case's last decision: one that reaches a
+  runtime "earlier" (another client's clock) is decided at that decision's instant
+  (``decision_instant``). On a virtual clock ``execute(at=...)`` and ``advance_to`` first fire every clock due
   up to that instant, each at its own wake instant; on the wall clock ``fire_due(now)`` fires what
   is due now.
 - **Delivery.** Every world-facing effect (``engine.domain.events.WORLD_EFFECTS``) reaches the
@@ -49,6 +51,7 @@ __all__ = [
     "SignalCommand",
     "StartCommand",
     "check_key_reuse",
+    "decision_instant",
     "keyed_case_id",
     "model_for_workflow",
     "request_fingerprint",
@@ -171,6 +174,17 @@ def check_key_reuse(key: str, stored: str | None, command: Command, case_id: str
     same = case_id == command.case_id if stored is None else stored == request_fingerprint(command)
     if not same:
         raise KeyReuseError(key, case_id)
+
+
+def decision_instant(case: Case, now: datetime) -> datetime:
+    """When a runtime decides an event that reaches ``case`` at ``now``: ``now``, or the case's
+    last decision if ``now`` is before it (and the record says so).
+
+    A case's time never runs backwards (``decide`` refuses it), but wall clocks do differ: two
+    clients a second apart, or a case whose lapses were recorded ahead of the wall clock. Such an
+    event is decided at the later instant instead of failing every later call to the case.
+    """
+    return now if now >= case.last_at else case.last_at
 
 
 def keyed_case_id(key: str) -> str:

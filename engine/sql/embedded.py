@@ -43,6 +43,7 @@ from engine.runtime.contract import (
     Runtime,
     StartCommand,
     check_key_reuse,
+    decision_instant,
     model_for_workflow,
     request_fingerprint,
 )
@@ -454,7 +455,9 @@ class EmbeddedRuntime(Runtime):
         if tracked is None:
             raise UnknownCaseError(command.case_id)
         model = self._model_for(conn, tracked.case.model_hash)
-        decision = decide(model, tracked.case, command.signal, now)
+        decision = decide(
+            model, tracked.case, command.signal, decision_instant(tracked.case, now)
+        )
         if decision.accepted:
             batch.apply(decision, now, key=command.key, fingerprint=_fingerprint(command))
         return decision
@@ -551,7 +554,7 @@ class EmbeddedRuntime(Runtime):
                 batch.mark_dirty(case_id)
                 continue
             model = self._model_for(conn, case.model_hash)
-            at = wake_at(lapse.due_at) if self.virtual else now
+            at = wake_at(lapse.due_at) if self.virtual else decision_instant(case, now)
             decision = decide(model, case, lapse, at)
             if not decision.accepted:
                 raise StoreError(

@@ -461,6 +461,31 @@ def test_on_the_wall_clock_a_late_timer_decides_every_lapse_once(
     assert replay(wall.model_of("C1"), records).ok
 
 
+def test_a_signal_from_a_clock_behind_the_case_is_decided_at_its_last_decision(
+    engine: Engine, models: Mapping[str, Model]
+) -> None:
+    """Two clients a few seconds apart (or lapses recorded ahead of the wall clock by a catch-up
+    run): the later call is decided at the case's last decision, never a crash for every later
+    call to the case."""
+    ahead = EmbeddedRuntime(engine, models, FixedClock(T0 + timedelta(seconds=5)))
+    behind = EmbeddedRuntime(engine, models, FixedClock(T0))
+    ahead.start("sp4n-lapor", "C1", INTAKE)
+
+    verified = behind.signal("C1", VERIFY)
+
+    assert verified.accepted
+    assert [r.at for r in behind.history("C1")] == [utc_text(T0 + timedelta(seconds=5))] * 2
+    assert replay(behind.model_of("C1"), behind.history("C1")).ok
+    late = instant("2026-03-20T12:00:00+07:00")
+    EmbeddedRuntime(engine, {}, FixedClock(late)).fire_due(late)  # follow-up lapses up to now
+    assert behind.fire_due(T0) == 0  # a runtime behind the case finds nothing due, and no error
+    answered = behind.signal(
+        "C1", Signal("follow_up", Actor.parse("agency:kemenkes"), {"response": "x"})
+    )
+    assert answered.accepted and answered.record is not None
+    assert answered.record.at == behind.history("C1")[-2].at
+
+
 # --- the outbox and the reporter --------------------------------------------------------------
 
 

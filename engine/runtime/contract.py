@@ -16,9 +16,9 @@ runtime (``engine.sql.embedded``) and the Temporal runtime (``workers.runtime``)
   (``keyed_case_id``), so a retry meets the first start on every runtime.
 - **Time.** An event never goes back before its case's last decision: one that reaches a
   runtime "earlier" (another client's clock) is decided at that decision's instant
-  (``decision_instant``). On a virtual clock ``execute(at=...)`` and ``advance_to`` first fire every clock due
-  up to that instant, each at its own wake instant; on the wall clock ``fire_due(now)`` fires what
-  is due now.
+  (``decision_instant``). On a virtual clock ``execute(at=...)`` and ``advance_to`` first fire
+  every clock due up to that instant, each at its own wake instant; on the wall clock
+  ``fire_due(now)`` fires what is due now.
 - **Delivery.** Every world-facing effect (``engine.domain.events.WORLD_EFFECTS``) reaches the
   runtime's delivery handlers once, as an ``OutboxMessage`` with the idempotency key
   ``case:seq:index``; ``deliver`` hands over what is due and says what happened.

@@ -10,6 +10,7 @@ from typing import Any
 
 from engine.domain.calendar import Duration, DurationUnit
 from engine.domain.events import instant
+from engine.domain.masking import masked_fields
 
 __all__ = ["GENESIS", "Case", "ClockState", "agency_view"]
 
@@ -207,7 +208,12 @@ _CASE_FIELD_SET = frozenset(_CASE_FIELDS)
 
 
 def agency_view(case: Case) -> dict[str, Any]:
-    """What an agency-facing message may say about a case: never who reported it."""
+    """What an agency-facing message may say about a case: never who reported it, and for an
+    anonymous or confidential report no NIK, phone number or e-mail address in its text either
+    (``engine.domain.masking``)."""
+    data: dict[str, Any] = dict(case.data)
+    if case.anonymous or case.confidential:
+        data = masked_fields(data)
     return {
         "id": case.id,
         "workflow": case.workflow,
@@ -216,5 +222,5 @@ def agency_view(case: Case) -> dict[str, Any]:
         "agency": case.agency,
         "region": case.region,
         "escalation_level": case.escalation_level,
-        "data": dict(case.data),
+        "data": data,
     }

@@ -33,6 +33,7 @@ import structlog
 from structlog.typing import EventDict, FilteringBoundLogger, Processor, WrappedLogger
 
 from engine.domain.errors import LaporError
+from engine.domain.masking import mask_personal_data
 
 __all__ = [
     "REDACTED",
@@ -89,8 +90,20 @@ _IDENTITY_WORDS = frozenset(
         "kontak",
     }
 )
-# Distinctive enough to match anywhere inside a key ("reporteremail", "emailaddr").
+# Distinctive enough to match anywhere inside a key ("reporteremail", "emailaddr", "x_api_key").
 _IDENTITY_FRAGMENTS = ("reporter", "pelapor", "identit", "email", "phone", "telepon", "alamat")
+# Credentials, masked wherever they occur in a key ("api_key", "Authorization", "db_password").
+_SECRET_FRAGMENTS = (
+    "password",
+    "passwd",
+    "secret",
+    "token",
+    "authorization",
+    "api_key",
+    "apikey",
+    "credential",
+    "cookie",
+)
 # Free text a reporter writes (the workflow's intake and reply fields), masked wherever they occur.
 _FREE_TEXT_KEYS = frozenset(
     {
@@ -140,7 +153,10 @@ def is_sensitive_key(key: object) -> bool:
     words = [w for w in _SEPARATORS.split(normal) if w]
     if any(w in _IDENTITY_WORDS for w in words):
         return True
-    return any(fragment in normal for fragment in _IDENTITY_FRAGMENTS)
+    joined = "_".join(words)  # "X-Api-Key" and "x_api_key" alike
+    return any(f in normal for f in _IDENTITY_FRAGMENTS) or any(
+        f in joined for f in _SECRET_FRAGMENTS
+    )
 
 
 def redact(value: Any, _depth: int = 0) -> Any:
@@ -160,8 +176,13 @@ def redact(value: Any, _depth: int = 0) -> Any:
         try:
             parsed = json_lib.loads(value)
         except ValueError:
-            return value
-        return json_lib.dumps(redact(parsed, _depth + 1), ensure_ascii=False, sort_keys=True)
+            pass
+        else:
+            return json_lib.dumps(redact(parsed, _depth + 1), ensure_ascii=False, sort_keys=True)
+    if isinstance(value, str):
+        # Any other text (an exception's message quoting a payload, a driver's error): no NIK,
+        # phone number or e-mail address survives it.
+        return mask_personal_data(value)
     return value
 
 

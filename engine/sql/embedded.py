@@ -455,9 +455,7 @@ class EmbeddedRuntime(Runtime):
         if tracked is None:
             raise UnknownCaseError(command.case_id)
         model = self._model_for(conn, tracked.case.model_hash)
-        decision = decide(
-            model, tracked.case, command.signal, decision_instant(tracked.case, now)
-        )
+        decision = decide(model, tracked.case, command.signal, decision_instant(tracked.case, now))
         if decision.accepted:
             batch.apply(decision, now, key=command.key, fingerprint=_fingerprint(command))
         return decision

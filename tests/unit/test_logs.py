@@ -216,6 +216,29 @@ def test_operational_keys_are_kept(key: str) -> None:
     assert not is_sensitive_key(key)
 
 
+@pytest.mark.parametrize(
+    "key",
+    ["api_key", "X-Api-Key", "Authorization", "reporter_token", "token", "webhook_secret",
+     "db_password", "passwd", "credentials", "cookie"],
+)  # fmt: skip
+def test_credentials_are_never_logged(key: str) -> None:
+    assert is_sensitive_key(key)
+
+
+def test_an_error_text_quoting_a_payload_loses_its_personal_data(output: io.StringIO) -> None:
+    configure_logging(json=True, stream=output)
+    quoted = "{'note': 'hubungi 081234567890 / siti@example.id, NIK 3171234567890123'}"
+    error = f"ValueError: bad row {quoted}"
+
+    structlog.get_logger("test").warning("outbox.failed", error=error)
+
+    [line] = lines(output)
+    assert "081234567890" not in line["error"] and "siti@example.id" not in line["error"]
+    assert "3171234567890123" not in line["error"] and line["error"].startswith(
+        "ValueError: bad row"
+    )
+
+
 def test_redaction_stops_at_a_depth_limit_without_leaking() -> None:
     deep: dict[str, Any] = {"reporter": "x"}
     for _ in range(40):

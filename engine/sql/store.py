@@ -16,6 +16,7 @@ every write transaction starts with ``BEGIN IMMEDIATE``, so two processes on one
 from __future__ import annotations
 
 import random
+import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -82,6 +83,7 @@ __all__ = [
     "next_wake_us",
     "open_engine",
     "read",
+    "safe_url",
     "save_models",
     "scan_due",
     "transact",
@@ -139,8 +141,21 @@ def open_engine(url: str, *, durable: bool = True) -> Engine:
         else:
             engine = create_engine(url, pool_pre_ping=True)
     except (SQLAlchemyError, ImportError, ValueError) as exc:
-        raise StoreError(f"cannot open database {url!r}: {exc}") from exc
+        shown = safe_url(url)
+        raise StoreError(
+            f"cannot open database {shown!r}: {str(exc).replace(url, shown)}"
+        ) from None
     return engine
+
+
+_USERINFO = re.compile(r"(?<=://)([^/@:]*):[^/@]*@")
+_PASSWORD_PARAM = re.compile(r"([?&](?:password|passwd|pwd)=)[^&#]*", re.IGNORECASE)
+
+
+def safe_url(url: str) -> str:
+    """``url`` as it may be shown (errors, logs, confirmations): its password masked, in the
+    user part or in the query."""
+    return _PASSWORD_PARAM.sub(r"\1***", _USERINFO.sub(r"\1:***@", url))
 
 
 def _configure_sqlite(engine: Engine, durable: bool) -> None:

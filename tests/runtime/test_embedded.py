@@ -636,3 +636,19 @@ def test_postgres_claims_skip_cases_another_worker_holds(
                 )
     finally:
         eng.dispose()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://lapor:hunter2@db.example:notaport/lapor",
+        "postgresql+psycopg://lapor@db.example:notaport/lapor?password=hunter2",
+        "postgres://lapor:hunter2@db.example:notaport/lapor",
+    ],
+)
+def test_a_database_url_with_a_password_never_appears_in_an_error(url: str) -> None:
+    with pytest.raises(StoreError) as refused:
+        store.open_engine(url)
+    assert "hunter2" not in str(refused.value) and "***" in str(refused.value)
+    assert refused.value.__cause__ is None  # the driver's text, which quotes the URL, is dropped
+    assert store.safe_url("sqlite:///lapor.db") == "sqlite:///lapor.db"

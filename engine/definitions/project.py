@@ -63,27 +63,40 @@ def find_project_root(start: Path) -> Path:
 
 
 def shipped_root() -> Path:
-    """The definitions that ship with the package (in a checkout: the checkout itself)."""
-    packaged = Path(__file__).resolve().parent / "shipped"
-    if _is_project(packaged):
-        return packaged
-    return Path(__file__).resolve().parents[2]
+    """The definitions that ship with the package: ``engine/definitions/shipped/`` in an installed
+    wheel (the repository's ``workflows/`` and ``policies/``, mapped there at build time, see
+    pyproject.toml); in a checkout or an editable install, the checkout itself."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "shipped", here.parents[1]):
+        if _is_project(candidate):
+            return candidate
+    raise LaporError(
+        "this installation of lapor-sla lacks its shipped definitions "
+        f"(engine/definitions/shipped/): reinstall it, or give --project or ${PROJECT_ENV}",
+        location=Location(str(here / "shipped")),
+    )
 
 
 def locate_project(explicit: Path | str | None = None, start: Path | None = None) -> Project:
-    """The project to use (see the module docstring for the order). An explicit folder, or
+    """The project to use (see the module docstring for the order; ``start`` replaces the
+    current directory, e.g. a scenario file's folder). An explicit folder, or
     ``$LAPOR_PROJECT``, that is not a project is an error, never a silent fallback."""
-    for given, how in ((explicit, "--project"), (os.environ.get(PROJECT_ENV) or None, PROJECT_ENV)):
+    candidates: tuple[tuple[Path | str | None, str, str], ...] = (
+        (explicit, "--project", "given with --project"),
+        (os.environ.get(PROJECT_ENV) or None, PROJECT_ENV, f"from ${PROJECT_ENV}"),
+    )
+    for given, name, how in candidates:
         if given is None:
             continue
         root = Path(given).expanduser().resolve()
         if not _is_project(root):
             raise LaporError(
-                f"{how}: {root} is not a project folder (it needs workflows/ and policies/)"
+                f"{name}: {root} is not a project folder (it needs workflows/ and policies/)"
             )
         return Project(root, how)
     here = (start or Path.cwd()).resolve()
     try:
-        return Project(find_project_root(here), "found above the current directory")
+        root = find_project_root(here)
     except LaporError:
         return Project(shipped_root(), "the definitions shipped with lapor-sla")
+    return Project(root, f"found above {'the current directory' if start is None else here}")

@@ -126,7 +126,7 @@ def test_commands_drive_a_case(lapor: CliRunner, tmp_path: Path) -> None:
         ],
     )
     assert started.exit_code == 0, started.output
-    case_id = started.output.strip()
+    case_id = started.stdout.strip()  # stderr may say which project was used
 
     wrong = lapor.invoke(app(), ["signal", case_id, "verify", "--actor", "reporter"])
     assert wrong.exit_code == 1 and "wrong_role" in wrong.output
@@ -161,7 +161,7 @@ def test_run_until_fires_every_timer_and_delivers_the_outbox(
     (tmp_path / "intake.json").write_text(json.dumps(INTAKE))
     case_id = lapor.invoke(
         app(), ["start", "--workflow", "sp4n-lapor", "--data", "intake.json"]
-    ).output.strip()
+    ).stdout.strip()
 
     ran = lapor.invoke(app(), ["run", "--until", "2026-12-31T00:00:00+07:00", "--log-json"])
 

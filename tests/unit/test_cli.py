@@ -17,14 +17,16 @@ from engine.definitions.yamlio import load_yaml_file
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def lapor(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+def lapor(
+    *args: str, cwd: Path = ROOT, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "engine.faces.cli.main", *args],
         cwd=cwd,
         capture_output=True,
         text=True,
         timeout=120,
-        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", **(env or {})},
     )
 
 
@@ -179,3 +181,91 @@ def test_an_unreachable_temporal_server_is_one_line_and_exit_status_2() -> None:
     assert result.returncode == 2, result.stderr
     assert result.stderr.startswith(f"error: cannot reach Temporal at 127.0.0.1:{port}")
     assert "Traceback" not in result.stderr
+
+
+def _copy_project(folder: Path) -> Path:
+    shutil.copytree(ROOT / "workflows", folder / "workflows")
+    shutil.copytree(ROOT / "policies", folder / "policies")
+    return folder
+
+
+SHIPPED_NOTE = f"lapor: using project {ROOT} (the definitions shipped with lapor-sla)"
+
+
+def test_validate_and_test_without_paths_use_the_project_and_say_so_when_elsewhere(
+    tmp_path: Path,
+) -> None:
+    here = lapor("validate")
+    assert here.returncode == 0 and "no problems" in here.stdout, here.stdout + here.stderr
+    assert here.stderr == ""  # the current directory is the project: nothing to say
+    below = lapor("validate", cwd=ROOT / "engine")
+    assert below.returncode == 0, below.stdout + below.stderr
+    assert below.stderr == f"lapor: using project {ROOT} (found above the current directory)\n"
+    tested = lapor("test", cwd=tmp_path)
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+    assert tested.stdout.count(" PASSED") >= 15 and " 0 failed" in tested.stdout
+    assert tested.stderr == SHIPPED_NOTE + "\n"  # once, however many scenarios
+
+
+def test_project_option_and_variable_pick_the_project(tmp_path: Path) -> None:
+    project = _copy_project(tmp_path / "mine")
+    workflow = project / "workflows" / "sp4n-lapor.yaml"
+    workflow.write_text(workflow.read_text().replace("to: in_progress\n", "to: in_progres\n", 1))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    given = lapor("validate", "--project", str(project), cwd=elsewhere)
+    assert given.returncode == 1 and "unknown state 'in_progres'" in given.stdout
+    assert f"lapor: using project {project} (given with --project)" in given.stderr
+    from_env = lapor("validate", cwd=elsewhere, env={"LAPOR_PROJECT": str(project)})
+    assert from_env.returncode == 1 and "unknown state 'in_progres'" in from_env.stdout
+    assert f"lapor: using project {project} (from $LAPOR_PROJECT)" in from_env.stderr
+    # Paths given: those are checked, as before.
+    assert lapor("validate", "workflows/", "policies/", cwd=ROOT).returncode == 0
+
+
+def test_deadline_diagram_and_simulate_take_the_project(tmp_path: Path) -> None:
+    project = _copy_project(tmp_path / "mine")
+    for calendar in (project / "policies" / "calendars").glob("*.yaml"):
+        calendar.unlink()  # no calendars: the project's are the ones read
+    args = ["--start", "2026-03-13T15:00:00+07:00", "--duration", "3 working days"]
+    deadline = lapor("deadline", *args, "--region", "ID-JK", "--project", str(project))
+    assert deadline.returncode == 2 and "calendars" in deadline.stderr, deadline.stderr
+    shipped = lapor("deadline", *args, "--region", "ID-JK", cwd=tmp_path)
+    assert shipped.stdout.strip() == "2026-03-25T23:59:59+07:00", shipped.stderr
+    assert shipped.stderr == SHIPPED_NOTE + "\n"
+    diagram = lapor("diagram", str(ROOT / "workflows/sp4n-lapor.yaml"), cwd=tmp_path)
+    assert diagram.returncode == 0 and "stateDiagram-v2" in diagram.stdout, diagram.stderr
+    assert diagram.stderr == f"lapor: using project {ROOT} (found above {ROOT / 'workflows'})\n"
+    scenario = tmp_path / "mine-too.yaml"
+    shutil.copy(ROOT / "policies/tests/hold-pauses-verification-across-nyepi.yaml", scenario)
+    simulated = lapor("simulate", str(scenario), cwd=tmp_path)
+    assert simulated.returncode == 0, simulated.stdout + simulated.stderr
+    assert "clock verification paused with 2 working days left" in simulated.stdout
+    assert simulated.stderr == SHIPPED_NOTE + "\n"
+
+
+COMMANDS_READING_DEFINITIONS = [
+    ["validate"],
+    ["test"],
+    ["diagram", str(ROOT / "workflows/sp4n-lapor.yaml")],
+    ["deadline", "--start", "2026-03-13T15:00:00+07:00", "--duration", "1 hk", "--region", "ID-JK"],
+    ["simulate", str(ROOT / "policies/tests/long-hold-never-lapses.yaml")],
+    ["start", "--workflow", "sp4n-lapor", "--data", "{}", "--db", "sqlite:///never.db"],
+    ["demo", "--complaints", "1", "--memory"],
+]
+
+
+@pytest.mark.parametrize("how", ["--project", "LAPOR_PROJECT"])
+@pytest.mark.parametrize("command", COMMANDS_READING_DEFINITIONS, ids=lambda c: c[0])
+def test_a_project_that_is_not_one_is_one_line_and_exit_status_2(
+    command: list[str], how: str, tmp_path: Path
+) -> None:
+    if how == "--project":
+        result = lapor(*command, "--project", str(tmp_path), cwd=tmp_path)
+    else:
+        result = lapor(*command, cwd=tmp_path, env={"LAPOR_PROJECT": str(tmp_path)})
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.splitlines() == [
+        f"error: {how}: {tmp_path} is not a project folder (it needs workflows/ and policies/)"
+    ]
+    assert not (tmp_path / "never.db").exists()

@@ -23,6 +23,7 @@ from typer.core import TyperGroup
 
 from engine.domain.errors import LaporError
 from engine.domain.events import instant
+from engine.faces.cli.project_option import ProjectDir, use_project
 
 if TYPE_CHECKING:
     from typer import _click  # typer's own click, which its groups are typed with
@@ -69,15 +70,16 @@ def register(app: typer.Typer) -> None:
     app.add_typer(db_app, name="db")
 
 
-def _client(db: str, temporal: str | None = None) -> Client:
+def _client(db: str, temporal: str | None = None, project: Path | None = None) -> Client:
     from engine.faces.sdk import Client
 
     if temporal is not None:
         from workers.connection import TemporalTarget
         from workers.runtime import TemporalRuntime
 
-        return Client(runtime=TemporalRuntime.connect(TemporalTarget.from_env(temporal)))
-    return Client(db)
+        target = TemporalTarget.from_env(temporal)
+        return Client(runtime=TemporalRuntime.connect(target), project=project)
+    return Client(db, project=project)
 
 
 def _read_json(text_or_path: str, what: str) -> dict[str, object]:
@@ -113,11 +115,13 @@ def start(
     case_id: Annotated[
         str | None, typer.Option("--case-id", help="Use this id instead of a generated one.")
     ] = None,
+    project: ProjectDir = None,
 ) -> None:
     """Open a case; prints its id (tracking number)."""
     fields = _read_json(data, "--data")
     identity = _read_json(reporter, "--reporter") if reporter else None
-    with _client(db, temporal) as client:
+    root = use_project(project).root  # a wrong --project fails before the database is opened
+    with _client(db, temporal, root) as client:
         result = client.start(workflow, fields, reporter=identity, key=key, case_id=case_id)
     if not result.accepted:
         typer.echo(f"rejected ({result.code}): {result.reason}", err=True)
@@ -268,7 +272,9 @@ def db_upgrade(db: Db = DEFAULT_DB) -> None:
     from engine.sql.migrations import upgrade
 
     upgrade(db)
-    typer.echo(f"ok: {db} is at the newest schema")
+    from engine.sql.store import safe_url
+
+    typer.echo(f"ok: {safe_url(db)} is at the newest schema")
 
 
 def run(

@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from engine.faces.cli.project_option import ProjectDir, use_project
 from engine.runtime.contract import Runtime
 
 __all__ = ["register"]
@@ -39,6 +40,7 @@ def register(app: typer.Typer) -> None:
                 "(1 with --memory or PostgreSQL).",
             ),
         ] = None,
+        project: ProjectDir = None,
     ) -> None:
         """Run a synthetic national stream of complaints on a virtual clock and report on it."""
         from engine.apps.demo.driver import DEMO_END, DEMO_START, DemoStats, run_demo
@@ -46,9 +48,9 @@ def register(app: typer.Typer) -> None:
         from engine.apps.demo.report import render_report
         from engine.apps.demo.shards import run_sharded_demo
         from engine.definitions.loader import load_models
-        from engine.definitions.project import locate_project
         from engine.runtime.clock import VirtualClock
         from engine.runtime.collector import tune_for_long_runs
+        from engine.sql.store import safe_url
 
         if complaints < 1:
             raise typer.BadParameter("give at least one complaint", param_hint="--complaints")
@@ -60,8 +62,8 @@ def register(app: typer.Typer) -> None:
                 "shard processes are for an SQLite file (PostgreSQL needs none)",
                 param_hint="--processes",
             )
-        root = locate_project().root
-        models = load_models(root / "workflows", root / "policies")
+        found = use_project(project)
+        models = load_models(found.workflows, found.policies)
         stats = DemoStats(complaints)
         clock = VirtualClock(DEMO_START)
         runtime: Runtime | None
@@ -109,7 +111,7 @@ def register(app: typer.Typer) -> None:
             population = Population(complaints, DEMO_START, seed=seed)
             peaks: list[float] = []
             if runtime is None:
-                sources = (root / "workflows", root / "policies")
+                sources = (found.workflows, found.policies)
                 sharded = run_sharded_demo(db, sources, population, processes, progress=show)
                 stats, peaks = sharded.stats, sharded.peak_rss_mib
             else:
@@ -130,7 +132,7 @@ def register(app: typer.Typer) -> None:
             )
         if not memory:
             typer.echo(
-                f"Inspect any case: lapor status LAPOR-DEMO-{1:08d} --db {db}   "
+                f"Inspect any case: lapor status LAPOR-DEMO-{1:08d} --db {safe_url(db)}   "
                 f"(or lapor history ...)"
             )
 

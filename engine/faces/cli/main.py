@@ -18,6 +18,7 @@ import typer
 from engine.domain.calendar import Duration, WorkingCalendar
 from engine.domain.errors import DefinitionError, LaporError, Location
 from engine.domain.events import instant
+from engine.faces.cli.project_option import ProjectDir, note_project, use_project
 
 __all__ = ["app", "main", "run"]
 
@@ -30,25 +31,25 @@ calendar_app = typer.Typer(no_args_is_help=True, help="Working-day calendars.")
 app.add_typer(calendar_app, name="calendar")
 
 
-def _project_root(start: Path | None = None) -> Path:
-    """The project's folder: see ``engine.definitions.project.locate_project``."""
-    from engine.definitions.project import locate_project
-
-    return locate_project(start=start).root
-
-
 def _echo_error(text: str) -> None:
     typer.echo(text, err=True)
 
 
 @app.command()
 def validate(
-    paths: Annotated[list[Path], typer.Argument(help="Workflow/policy files or folders.")],
+    paths: Annotated[
+        list[Path] | None,
+        typer.Argument(help="Workflow/policy files or folders (default: the project's)."),
+    ] = None,
+    project: ProjectDir = None,
 ) -> None:
     """Check workflow, policy, calendar and scenario files; one line per problem."""
     from engine.apps.scenarios import load_scenario
     from engine.definitions.loader import validate_paths
 
+    if not paths:
+        found = use_project(project)
+        paths = [found.workflows, found.policies]
     problems = list(validate_paths(paths))
     for scenario in _scenario_files(paths):
         try:
@@ -91,13 +92,15 @@ def diagram(
     policies: Annotated[
         Path | None, typer.Option(help="Policies folder (default: the project's).")
     ] = None,
+    project: ProjectDir = None,
 ) -> None:
     """Print the workflow as a Mermaid state diagram, with its SLA clocks as notes."""
     from engine.definitions.loader import load_model
     from engine.definitions.mermaid import mermaid
 
-    root = _project_root(workflow.resolve().parent)
-    model = load_model(workflow, policies or root / "policies")
+    if policies is None:
+        policies = use_project(project, workflow.resolve().parent).policies
+    model = load_model(workflow, policies)
     typer.echo(mermaid(model), nl=False)
 
 
@@ -107,20 +110,20 @@ def deadline(
     duration: Annotated[str, typer.Option(help='e.g. "3 working days", "3 working hours".')],
     region: Annotated[str, typer.Option(help="ISO 3166-2:ID province code, e.g. ID-JK.")],
     calendar: Annotated[
-        Path | None, typer.Option(help="A calendar file or folder (default: policies/calendars).")
+        Path | None,
+        typer.Option(help="A calendar file or folder (default: the project's policies/calendars)."),
     ] = None,
+    project: ProjectDir = None,
 ) -> None:
     """Print the due instant of a duration started at START, in the region's time zone."""
-    working = _load_calendar(calendar)
+    working = _load_calendar(calendar if calendar is not None else use_project(project).calendars)
     due = working.due(instant(start), Duration.parse(duration), region)
     typer.echo(due.isoformat())
 
 
-def _load_calendar(path: Path | None) -> WorkingCalendar:
+def _load_calendar(path: Path) -> WorkingCalendar:
     from engine.definitions.calendars import load_calendar_year, load_calendars
 
-    if path is None:
-        return load_calendars(_project_root() / "policies" / "calendars")
     if path.is_dir():
         return load_calendars(path)
     return WorkingCalendar([load_calendar_year(path)])
@@ -132,12 +135,15 @@ def simulate(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the case and history as JSON.")
     ] = False,
+    project: ProjectDir = None,
 ) -> None:
     """Run one case on a virtual clock and print its history."""
     from engine.apps.scenarios import run_scenario
+    from engine.definitions.loader import load_models
     from engine.faces.presenting import history_lines
 
-    result = run_scenario(scenario)
+    found = use_project(project, scenario.resolve().parent)
+    result = run_scenario(scenario, models=load_models(found.workflows, found.policies))
     if as_json:
         payload = {
             "scenario": result.name,
@@ -160,13 +166,22 @@ def simulate(
 
 @app.command("test")
 def test_command(
-    paths: Annotated[list[Path], typer.Argument(help="Scenario files or folders.")],
+    paths: Annotated[
+        list[Path] | None,
+        typer.Argument(help="Scenario files or folders (default: the project's policies/tests)."),
+    ] = None,
+    project: ProjectDir = None,
 ) -> None:
     """Run every scenario that states expectations; pytest-like summary, exit 1 on failure."""
     from engine.apps.scenarios import run_scenario
     from engine.definitions.loader import load_models
-    from engine.definitions.project import find_project_root
+    from engine.definitions.project import locate_project
 
+    noted: set[Path] = set()
+    if not paths:
+        found = use_project(project)
+        noted.add(found.root)
+        paths = [found.scenarios]
     files = _scenario_files(paths)
     if not files:
         _echo_error("no scenario files found")
@@ -176,9 +191,14 @@ def test_command(
     models_by_root: dict[Path, object] = {}
     reports: list[str] = []
     for path in files:
-        root = find_project_root(path.resolve().parent)
+        # Each scenario runs in its own project, unless --project or $LAPOR_PROJECT names one.
+        found = locate_project(project, path.resolve().parent)
+        root = found.root
+        if root not in noted:
+            noted.add(root)
+            note_project(found)
         if root not in models_by_root:
-            models_by_root[root] = load_models(root / "workflows", root / "policies")
+            models_by_root[root] = load_models(found.workflows, found.policies)
         try:
             result = run_scenario(path, models=models_by_root[root])  # type: ignore[arg-type]
         except LaporError as exc:

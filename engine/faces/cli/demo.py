@@ -7,7 +7,6 @@ import resource
 import time
 from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -25,8 +24,16 @@ def register(app: typer.Typer) -> None:
     def demo(
         complaints: Annotated[int, typer.Option(help="How many complaints to generate.")] = 20_000,
         db: Annotated[
-            str, typer.Option(help="Database URL; an SQLite file is recreated for each run.")
+            str,
+            typer.Option(
+                help="Database URL, recreated for each run: only one the demo made itself, or "
+                "an empty one (see --force)."
+            ),
         ] = "sqlite:///lapor-demo.db",
+        force: Annotated[
+            bool,
+            typer.Option("--force", help="Replace --db even if the demo did not create it."),
+        ] = False,
         seed: Annotated[int, typer.Option(help="Seed of the synthetic population.")] = 1708,
         memory: Annotated[
             bool, typer.Option("--memory", help="Run on the in-memory runtime instead (no DB).")
@@ -75,10 +82,10 @@ def register(app: typer.Typer) -> None:
             session = nullcontext()
         elif processes > 1:
             # Tables and definitions here; each shard process opens its own connections.
-            _embedded(db, models, clock, stats).engine.dispose()
+            _embedded(db, models, clock, stats, force=force).engine.dispose()
             runtime, session = None, nullcontext()
         else:
-            embedded = _embedded(db, models, clock, stats)
+            embedded = _embedded(db, models, clock, stats, force=force)
             # One writer on a virtual clock: share transactions across slots (see session());
             # 5,000 decisions a commit keeps the reports held until it small.
             runtime, session = embedded, embedded.session(commit_every=5_000)
@@ -145,15 +152,11 @@ def _cores() -> int:
     return max(1, min(_MAX_AUTO_PROCESSES, len(os.sched_getaffinity(0))))
 
 
-def _embedded(db: str, models: Any, clock: Any, stats: Any) -> Any:
+def _embedded(db: str, models: Any, clock: Any, stats: Any, *, force: bool) -> Any:
+    from engine.apps.demo.database import prepare_demo_database
     from engine.sql.bulk import BulkRuntime
-    from engine.sql.migrations import upgrade
     from engine.sql.store import open_engine
 
-    if db.startswith("sqlite:///"):
-        path = Path(db.removeprefix("sqlite:///"))
-        for suffix in ("", "-wal", "-shm", "-journal"):
-            Path(f"{path}{suffix}").unlink(missing_ok=True)
-    upgrade(db)
+    prepare_demo_database(db, force=force)
     engine = open_engine(db, durable=False)  # a simulation, rebuilt on every run: see open_engine
     return BulkRuntime(engine, models, clock, observer=stats.observe)

@@ -26,8 +26,9 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -50,10 +51,13 @@ from engine.sql.tables import outbox
 __all__ = [
     "DEAD_US",
     "OutboxDelivery",
+    "OutboxEntry",
     "OutboxError",
     "backlog",
     "backoff_delay",
     "dead_letters",
+    "get_message",
+    "list_messages",
     "requeue_dead",
 ]
 
@@ -128,6 +132,78 @@ def requeue_dead(engine: Engine, now: datetime, *, ids: Sequence[int] | None = N
         stmt = stmt.where(outbox.c.id.in_(list(ids)))
     with _database("requeue dead letters"), engine.begin() as conn:
         return conn.execute(stmt).rowcount
+
+
+@dataclass(frozen=True)
+class OutboxEntry:
+    """One outbox row as an operator sees it (``lapor outbox``): where it stands and why."""
+
+    id: int
+    case_id: str
+    seq: int
+    idempotency_key: str
+    kind: str
+    target: str
+    attempts: int
+    state: str  # pending | dead | delivered
+    next_attempt_us: int | None  # when pending
+    delivered_us: int | None
+    last_error: str | None
+    payload: Mapping[str, Any]
+
+
+_STATES = {
+    "pending": _pending(),
+    "dead": (outbox.c.delivered_us.is_(None)) & (outbox.c.next_attempt_us == DEAD_US),
+    "delivered": outbox.c.delivered_us.is_not(None),
+}
+
+
+def list_messages(
+    engine: Engine, *, state: str = "pending", case_id: str | None = None, limit: int = 50
+) -> list[OutboxEntry]:
+    """Outbox rows in ``state`` (``pending``, ``dead``, ``delivered`` or ``all``), oldest first."""
+    if state != "all" and state not in _STATES:
+        raise LaporError(f"unknown outbox state {state!r}; one of: all, {', '.join(_STATES)}")
+    query = select(outbox).order_by(outbox.c.id).limit(limit)
+    if state != "all":
+        query = query.where(_STATES[state])
+    if case_id is not None:
+        query = query.where(outbox.c.case_id == case_id)
+    with _database("list messages"), engine.connect() as conn:
+        return [_entry(row) for row in conn.execute(query)]
+
+
+def get_message(engine: Engine, message_id: int) -> OutboxEntry:
+    """One outbox row by id, or ``LaporError``."""
+    with _database("read a message"), engine.connect() as conn:
+        row = conn.execute(select(outbox).where(outbox.c.id == message_id)).first()
+    if row is None:
+        raise LaporError(f"no outbox message {message_id}")
+    return _entry(row)
+
+
+def _entry(row: Row[Any]) -> OutboxEntry:
+    if row.delivered_us is not None:
+        state = "delivered"
+    elif row.next_attempt_us == DEAD_US:
+        state = "dead"
+    else:
+        state = "pending"
+    return OutboxEntry(
+        id=int(row.id),
+        case_id=row.case_id,
+        seq=int(row.seq),
+        idempotency_key=row.idempotency_key,
+        kind=row.kind,
+        target=row.target,
+        attempts=int(row.attempts),
+        state=state,
+        next_attempt_us=None if state != "pending" else int(row.next_attempt_us),
+        delivered_us=row.delivered_us,
+        last_error=row.last_error,
+        payload=json.loads(row.payload),
+    )
 
 
 class OutboxDelivery:

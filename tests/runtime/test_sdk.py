@@ -154,7 +154,7 @@ def test_commands_drive_a_case(lapor: CliRunner, tmp_path: Path) -> None:
     assert audited.exit_code == 0 and audited.output.startswith("ok:")
 
 
-def test_run_until_fires_every_timer_and_delivers_the_outbox(
+def test_run_until_fires_every_timer_and_delivers_the_outbox_only_to_a_handler(
     lapor: CliRunner, tmp_path: Path
 ) -> None:
     lapor.invoke(app(), ["db", "upgrade"])
@@ -163,18 +163,27 @@ def test_run_until_fires_every_timer_and_delivers_the_outbox(
         app(), ["start", "--workflow", "sp4n-lapor", "--data", "intake.json"]
     ).stdout.strip()
 
-    ran = lapor.invoke(app(), ["run", "--until", "2026-12-31T00:00:00+07:00", "--log-json"])
+    def pending() -> int:
+        client = Client("sqlite:///lapor.db")
+        try:
+            with client.runtime.engine.connect() as conn:  # type: ignore[attr-defined]
+                query = text("SELECT count(*) FROM outbox WHERE delivered_us IS NULL")
+                return int(conn.execute(query).scalar_one())
+        finally:
+            client.close()
 
-    assert ran.exit_code == 0, ran.output
+    until = ["run", "--until", "2026-12-31T00:00:00+07:00", "--log-json"]
+    kept = lapor.invoke(app(), until)
+
+    assert kept.exit_code == 0, kept.output
     view = json.loads(lapor.invoke(app(), ["status", case_id, "--json"]).output)
     assert view["outcome"] == "referred_to_ombudsman"
-    client = Client("sqlite:///lapor.db")
-    try:
-        with client.runtime.engine.connect() as conn:  # type: ignore[attr-defined]
-            pending = conn.execute(text("SELECT count(*) FROM outbox WHERE delivered_us IS NULL"))
-            assert pending.scalar() == 0
-    finally:
-        client.close()
+    # No handler: nothing is marked delivered that nobody received; the run says so.
+    assert pending() > 0 and "run.outbox_kept" in kept.output
+
+    delivered = lapor.invoke(app(), [*until, "--handler", "log"])
+    assert delivered.exit_code == 0, delivered.output
+    assert pending() == 0
 
 
 def test_an_unmigrated_database_is_one_line_of_advice(lapor: CliRunner) -> None:

@@ -286,7 +286,10 @@ def run(
     ] = None,
     handler: Annotated[
         list[str] | None,
-        typer.Option(help="Outbox delivery handler: log, webhook:URL, NAME[:ARG]; repeatable."),
+        typer.Option(
+            help="Outbox delivery handler: log, webhook:URL, NAME[:ARG]; repeatable. Without "
+            "one the outbox is kept, not delivered (see `lapor outbox`)."
+        ),
     ] = None,
     deliver: Annotated[
         bool, typer.Option(help="Deliver the outbox here (--no-deliver: timers only).")
@@ -330,7 +333,18 @@ def run(
     engine = open_engine(db)
     runtime = EmbeddedRuntime(engine, {}, clock, batch_size=batch, shard=_shard(shard))
     tune_for_long_runs()
-    delivery = _delivery(engine, handler or ["log"]) if deliver else None
+    delivery = _delivery(engine, handler) if deliver and handler else None
+    if deliver and not handler:
+        # Delivering to nowhere would mark every disposition, referral and reporter notice
+        # delivered after a log line: without a handler the outbox waits for one instead.
+        from engine.sql.outbox import backlog
+
+        log.warning(
+            "run.outbox_kept",
+            pending=backlog(engine),
+            hint="no --handler given: messages stay in the outbox; give --handler log or "
+            "--handler webhook:URL to deliver them (lapor outbox list shows them)",
+        )
     if metrics_port is not None:
         server = metrics.serve(metrics_port)
         log.info("run.metrics", port=server.server_port)

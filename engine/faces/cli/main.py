@@ -251,9 +251,11 @@ def _register_adapters() -> None:
     # (SQLAlchemy, Alembic) only when a command runs.
     from engine.faces.cli.cases import register as register_runtime
     from engine.faces.cli.demo import register as register_demo
+    from engine.faces.cli.outbox import register as register_outbox
     from engine.faces.cli.temporal import register as register_temporal
 
     register_runtime(app)
+    register_outbox(app)
     register_demo(app)
     register_temporal(app)
 

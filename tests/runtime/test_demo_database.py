@@ -100,3 +100,15 @@ def test_on_postgresql_only_a_marked_or_empty_database_is_recreated(pg_url: str)
     engine = store.open_engine(pg_url)
     assert DEMO_MARK_TABLE in inspect(engine).get_table_names()
     engine.dispose()
+
+
+def test_only_a_demo_database_counts_as_a_simulation(tmp_path: Path) -> None:
+    """What lets `lapor run --until` pass the wall clock without --beyond-now."""
+    from engine.apps.demo.database import is_demo_database
+
+    demo = f"sqlite:///{tmp_path / 'demo.db'}"
+    prepare_demo_database(demo)
+    assert is_demo_database(demo)
+    assert not is_demo_database(a_users_database(tmp_path / "lapor.db"))
+    assert not is_demo_database(f"sqlite:///{tmp_path / 'missing.db'}")
+    assert not (tmp_path / "missing.db").exists()  # asking created nothing

@@ -172,7 +172,7 @@ def test_run_until_fires_every_timer_and_delivers_the_outbox_only_to_a_handler(
         finally:
             client.close()
 
-    until = ["run", "--until", "2026-12-31T00:00:00+07:00", "--log-json"]
+    until = ["run", "--until", "2099-12-31T00:00:00+07:00", "--beyond-now", "--log-json"]
     kept = lapor.invoke(app(), until)
 
     assert kept.exit_code == 0, kept.output
@@ -184,6 +184,17 @@ def test_run_until_fires_every_timer_and_delivers_the_outbox_only_to_a_handler(
     delivered = lapor.invoke(app(), [*until, "--handler", "log"])
     assert delivered.exit_code == 0, delivered.output
     assert pending() == 0
+
+
+def test_run_until_beyond_now_is_refused_on_a_live_database(
+    lapor: CliRunner, tmp_path: Path
+) -> None:
+    lapor.invoke(app(), ["db", "upgrade"])
+    refused = lapor.invoke(app(), ["run", "--until", "2099-01-01T00:00:00+07:00"])
+    assert isinstance(refused.exception, LaporError)
+    assert "is after now" in str(refused.exception) and "--beyond-now" in str(refused.exception)
+    past = lapor.invoke(app(), ["run", "--until", "2026-03-01T00:00:00+07:00", "--log-json"])
+    assert past.exit_code == 0, past.output
 
 
 def test_an_unmigrated_database_is_one_line_of_advice(lapor: CliRunner) -> None:

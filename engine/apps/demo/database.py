@@ -19,7 +19,7 @@ from engine.sql import store
 from engine.sql.migrations import upgrade
 from engine.sql.tables import metadata
 
-__all__ = ["DEMO_APPLICATION_ID", "DEMO_MARK_TABLE", "prepare_demo_database"]
+__all__ = ["DEMO_APPLICATION_ID", "DEMO_MARK_TABLE", "is_demo_database", "prepare_demo_database"]
 
 DEMO_APPLICATION_ID = 0x4C504D44  # "LPMD" in the SQLite header: made by lapor demo
 DEMO_MARK_TABLE = "lapor_demo_database"
@@ -41,6 +41,24 @@ def prepare_demo_database(url: str, *, force: bool = False) -> None:
         with store.map_errors("mark the demo database"), engine.begin() as conn:
             conn.execute(text(f"CREATE TABLE {DEMO_MARK_TABLE} (made_by TEXT NOT NULL)"))
             conn.execute(text(f"INSERT INTO {DEMO_MARK_TABLE} VALUES ('lapor demo')"))
+    finally:
+        engine.dispose()
+
+
+def is_demo_database(url: str) -> bool:
+    """Whether ``url`` is a database ``lapor demo`` made: a simulation, not a live one."""
+    if url.startswith(_SQLITE):
+        path = Path(url.removeprefix(_SQLITE))
+        if not path.exists() or path.stat().st_size == 0:
+            return False
+        try:
+            return _sqlite_contents(path)[0] == DEMO_APPLICATION_ID
+        except LaporError:
+            return False
+    engine = store.open_engine(url)
+    try:
+        with store.map_errors("inspect the database"):
+            return DEMO_MARK_TABLE in inspect(engine).get_table_names()
     finally:
         engine.dispose()
 

@@ -298,9 +298,17 @@ def run(
         str | None,
         typer.Option(
             help="Virtual clock: fire every timer due up to this instant, each at its own "
-            "deadline, deliver, then exit (catch-up runs, tests)."
+            "deadline, deliver, then exit (catch-up runs, tests). An instant after now only "
+            "on a simulation (a demo database, or --beyond-now)."
         ),
     ] = None,
+    beyond_now: Annotated[
+        bool,
+        typer.Option(
+            "--beyond-now",
+            help="Let --until pass the wall clock on this database: it is a simulation.",
+        ),
+    ] = False,
     log_json: Annotated[
         bool | None, typer.Option("--log-json/--log-console", help="Log format (default: auto).")
     ] = None,
@@ -330,6 +338,16 @@ def run(
     log = structlog.get_logger("lapor.run")
     target: datetime | None = instant(until) if until else None
     clock: Clock = VirtualClock(target) if target is not None else WallClock()
+    if target is not None and target > WallClock().now() and not beyond_now:
+        from engine.apps.demo.database import is_demo_database
+
+        if not is_demo_database(db):
+            # Lapses recorded ahead of the real clock would be facts about a future that has
+            # not happened, on a database real signals reach.
+            raise LaporError(
+                f"--until {until} is after now: on a live database that records lapses that "
+                "have not happened; give --beyond-now if this database is a simulation"
+            )
     engine = open_engine(db)
     runtime = EmbeddedRuntime(engine, {}, clock, batch_size=batch, shard=_shard(shard))
     tune_for_long_runs()

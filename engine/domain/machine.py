@@ -202,6 +202,14 @@ def _check_signal(
             "unknown_signal",
             f"unknown signal {signal.name!r}; allowed now: {_allowed_text(model, case)}",
         )
+    if signal.actor.role == SYSTEM.role:
+        # The engine's own role acts through lapses (``_fire``), never as a signal: a caller
+        # claiming it could otherwise refer any case to Ombudsman RI or close it.
+        return None, Rejection(
+            "wrong_role",
+            f"role 'system' is the engine's own and sends no signals; {signal.name!r} "
+            "happens only when a deadline lapses",
+        )
     if case.state not in transition.sources:
         return None, Rejection(
             "wrong_state",

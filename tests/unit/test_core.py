@@ -164,7 +164,7 @@ def test_start_with_data_that_is_not_json_is_rejected_naming_the_field(model: Mo
         (signal("verify", ADMIN, tier="urgent"), "invalid_data"),
         (signal("hold", ADMIN, missing_info=float("nan")), "invalid_data"),  # not JSON
         (signal("escalate_now", ADMIN), "unknown_signal"),
-        (signal("auto_close", Actor("system")), "wrong_state"),
+        (signal("auto_close", Actor("system")), "wrong_role"),  # the engine acts by lapses
     ],
 )
 def test_rejected_signal_leaves_case_unchanged(model: Model, event: Signal, code: str) -> None:
@@ -205,6 +205,18 @@ def test_agency_cannot_act_on_a_case_disposed_to_another_agency(model: Model) ->
 
     assert decision.rejection is not None and decision.rejection.code == "not_assigned"
     assert decision.case is case
+
+
+@pytest.mark.parametrize("name", ["refer_to_ombudsman", "auto_close", "verify"])
+def test_no_caller_may_act_as_the_engine_itself(model: Model, name: str) -> None:
+    """``system`` transitions happen when deadlines lapse; a signal claiming the role (say, to
+    refer any case to Ombudsman RI at once) is refused, whatever it asks for."""
+    case = verified(model)
+
+    decision = decide(model, case, signal(name, Actor("system")), at("2026-03-04T09:00:00+07:00"))
+
+    assert decision.rejection is not None and decision.rejection.code == "wrong_role"
+    assert "engine's own" in decision.rejection.reason and decision.case is case
 
 
 def test_agency_cannot_reroute_a_report_not_yet_disposed_to_it(model: Model) -> None:

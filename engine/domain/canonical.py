@@ -26,7 +26,14 @@ from typing import Any
 
 import orjson
 
-__all__ = ["canonical_json", "compact_json", "json_problem", "json_string", "parse_json"]
+__all__ = [
+    "MAX_DEPTH",
+    "canonical_json",
+    "compact_json",
+    "json_problem",
+    "json_string",
+    "parse_json",
+]
 
 _SORTED = orjson.OPT_SORT_KEYS
 _NEGATIVE_EXPONENT = re.compile(rb"[0-9]e-")
@@ -83,8 +90,15 @@ def parse_json(text: str) -> Any:
     return json.loads(text)
 
 
-def json_problem(value: Any, where: str) -> str | None:
+MAX_DEPTH = 32
+"""How deeply data may nest: far more than any intake or reply needs, far less than would
+exhaust a parser's or an encoder's stack."""
+
+
+def json_problem(value: Any, where: str, _depth: int = 0) -> str | None:
     """Why ``value`` is not plain JSON data (``None`` if it is), naming the offending path."""
+    if _depth > MAX_DEPTH:
+        return f"{where} is nested deeper than {MAX_DEPTH} levels"
     if value is None or isinstance(value, str | bool | int):
         return None
     if isinstance(value, float):
@@ -93,13 +107,13 @@ def json_problem(value: Any, where: str) -> str | None:
         for key, item in value.items():
             if not isinstance(key, str):
                 return f"{where} has a non-string key {key!r}"
-            problem = json_problem(item, f"{where}.{key}")
+            problem = json_problem(item, f"{where}.{key}", _depth + 1)
             if problem is not None:
                 return problem
         return None
     if isinstance(value, list | tuple):
         for index, item in enumerate(value):
-            problem = json_problem(item, f"{where}[{index}]")
+            problem = json_problem(item, f"{where}[{index}]", _depth + 1)
             if problem is not None:
                 return problem
         return None

@@ -48,8 +48,10 @@ def evaluate_guard(
         context["actor"] = {"role": actor.role, "id": actor.id}
     try:
         result = program.execute(context)
-    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-        return False, f" (could not evaluate: {exc})"
+    except (ArithmeticError, KeyError, TypeError, ValueError, RuntimeError) as exc:
+        # Data the guard cannot work with (a division by a field that is 0, a missing key):
+        # the guard does not hold, and the reason says why; never the caller's traceback.
+        return False, f" (could not evaluate: {type(exc).__name__}: {exc})"
     if not isinstance(result, bool):
         return False, f" (guard gave {type(result).__name__}, not true/false)"
     return result, ""

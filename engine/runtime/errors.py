@@ -90,3 +90,14 @@ class ConcurrencyError(StoreError):
         self.case_ids = tuple(sorted(set(case_ids)))
         shown = ", ".join(self.case_ids[:5]) + (" ..." if len(self.case_ids) > 5 else "")
         super().__init__(f"case(s) changed concurrently, decision not written: {shown}")
+
+
+class CorruptCaseError(StoreError):
+    """A stored case row holds no case this engine can read (a hand edit, a broken disk)."""
+
+    def __init__(self, case_id: str, problem: str) -> None:
+        self.case_id = case_id
+        super().__init__(
+            f"case {case_id}: its stored row cannot be read ({problem}); the case's history "
+            "is kept apart and is not affected"
+        )

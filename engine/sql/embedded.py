@@ -358,7 +358,7 @@ class EmbeddedRuntime(Runtime):
 
     def _decode(self, case_id: str, version: int, body: str) -> Case:
         cached = self._decoded.get((case_id, version))
-        return store.decode_case(body) if cached is None else cached
+        return store.decode_case(body, case_id) if cached is None else cached
 
     def _adopt_committed(self) -> None:
         """The transaction committed (or, in a session, wrote them on the session's connection,

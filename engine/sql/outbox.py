@@ -45,6 +45,7 @@ from engine.runtime.delivery import (
     OutboxMessage,
     handler_for,
 )
+from engine.runtime.errors import StoreError
 from engine.sql.store import epoch_us
 from engine.sql.tables import outbox
 
@@ -70,7 +71,7 @@ _MAX_ERROR = 1000  # characters of an error kept in last_error; a handler may sa
 log = structlog.get_logger("lapor.outbox")
 
 
-class OutboxError(LaporError):
+class OutboxError(StoreError):
     """The outbox database could not be read or written (the driver's error is the cause)."""
 
 

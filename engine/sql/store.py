@@ -46,6 +46,7 @@ from engine.domain.machine import LAPSE_MARGIN
 from engine.domain.model import Model, canonical_json
 from engine.domain.records import HistoryRecord
 from engine.runtime.errors import (
+    CorruptCaseError,
     IntegrityViolationError,
     SchemaMissingError,
     StoreBusyError,
@@ -290,8 +291,12 @@ def chunks(values: Sequence[T]) -> Iterator[Sequence[T]]:
         yield values[start : start + _IN_CHUNK]
 
 
-def decode_case(body: str) -> Case:
-    return Case.from_json(parse_json(body))
+def decode_case(body: str, case_id: str = "?") -> Case:
+    """The case a row's body holds; ``CorruptCaseError`` naming the case if it holds none."""
+    try:
+        return Case.from_json(parse_json(body))
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise CorruptCaseError(case_id, f"{type(exc).__name__}: {exc}") from None
 
 
 _CASES_BY_ID = select(cases.c.id, cases.c.version, cases.c.body).where(
@@ -317,7 +322,9 @@ def load_cases(
     for chunk in chunks(sorted(set(ids))):
         for row in conn.execute(query, {"ids": list(chunk)}):
             case = (
-                decode_case(row.body) if decode is None else decode(row.id, row.version, row.body)
+                decode_case(row.body, row.id)
+                if decode is None
+                else decode(row.id, row.version, row.body)
             )
             found[row.id] = StoredCase(case, row.version)
     return found

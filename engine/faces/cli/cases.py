@@ -92,8 +92,16 @@ def _read_json(text_or_path: str, what: str) -> dict[str, object]:
             text, source = path.read_text(encoding="utf-8"), str(path)
         except OSError as exc:
             raise LaporError(f"cannot read {what} file {path}: {exc.strerror or exc}") from None
+        except UnicodeDecodeError as exc:
+            raise LaporError(
+                f"{path}: not UTF-8 text (byte {exc.start}); save the {what} file as UTF-8"
+            ) from None
     try:
         value = json.loads(text)
+    except RecursionError:
+        raise LaporError(
+            f"{source}: nested far too deeply for {what} (a JSON object, please)"
+        ) from None
     except ValueError as exc:
         raise LaporError(f"{source}: not valid JSON: {exc}") from None
     if not isinstance(value, dict):
@@ -282,7 +290,8 @@ def run(
     batch: Annotated[int, typer.Option(min=1, help="Timers per transaction.")] = 1000,
     interval: Annotated[float, typer.Option(min=0.0, help="Seconds to sleep when idle.")] = 1.0,
     metrics_port: Annotated[
-        int | None, typer.Option(help="Serve Prometheus /metrics on 127.0.0.1:PORT.")
+        int | None,
+        typer.Option(min=0, max=65535, help="Serve Prometheus /metrics on 127.0.0.1:PORT."),
     ] = None,
     handler: Annotated[
         list[str] | None,

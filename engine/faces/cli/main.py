@@ -263,14 +263,32 @@ def _register_adapters() -> None:
 _register_adapters()
 
 
+EXIT_REJECTED = 1  # the policy refused the request (a rejection code and reason on stderr)
+EXIT_BAD_INPUT = 2  # the input is wrong: a file, an argument, an unknown case (typer's too)
+EXIT_UNAVAILABLE = 3  # the database or the Temporal server failed or could not be reached
+EXIT_INTERNAL = 70  # a bug in lapor-sla (EX_SOFTWARE); LAPOR_DEBUG=1 shows the traceback
+
+
 def main() -> None:
-    # typer handles usage errors and exit codes itself; a LaporError is the user's input being
-    # wrong, so it becomes one line on stderr instead of a traceback.
+    """``lapor``: each kind of failure is one line on stderr and its own exit status."""
+    from engine.runtime.errors import RuntimeUnavailableError, StoreError
+
     try:
         app()
+    except (StoreError, RuntimeUnavailableError) as exc:
+        _echo_error(f"error: {exc}")
+        sys.exit(EXIT_UNAVAILABLE)
     except LaporError as exc:
         _echo_error(f"error: {exc}")
-        sys.exit(2)
+        sys.exit(EXIT_BAD_INPUT)
+    except Exception as exc:  # the last resort: a user never gets a traceback for our bug
+        if os.environ.get("LAPOR_DEBUG"):
+            raise
+        _echo_error(
+            f"internal error: {type(exc).__name__}: {exc} (a bug in lapor-sla; run again with "
+            "LAPOR_DEBUG=1 for the traceback, and report it)"
+        )
+        sys.exit(EXIT_INTERNAL)
 
 
 def run() -> None:

@@ -31,6 +31,7 @@ __all__ = [
     "lapses_total",
     "outbox_backlog",
     "outbox_deliveries_total",
+    "quarantined_total",
     "record_decisions",
     "registry",
     "rejections_total",
@@ -52,6 +53,11 @@ rejections_total = Counter(
     "lapor_rejections_total",
     "Signals refused, by stable rejection code.",
     ["workflow", "code"],
+    registry=registry,
+)
+quarantined_total = Counter(
+    "lapor_quarantined_total",
+    "Cases the timer loop set aside because they could not be decided (see lapor quarantine).",
     registry=registry,
 )
 lapses_total = Counter(

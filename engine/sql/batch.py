@@ -24,7 +24,14 @@ from engine.domain.records import HistoryRecord
 from engine.runtime.delivery import delivery_key
 from engine.runtime.errors import ConcurrencyError
 from engine.sql.store import SCAN_START, ScanPosition, chunks, epoch_us
-from engine.sql.tables import cases, history, idempotency_keys, outbox, reporters
+from engine.sql.tables import (
+    cases,
+    history,
+    idempotency_keys,
+    outbox,
+    quarantine,
+    reporters,
+)
 
 __all__ = [
     "GroupCommit",
@@ -119,6 +126,7 @@ class WriteBatch:
     history: list[dict[str, Any]] = field(default_factory=list)
     outbox: list[dict[str, Any]] = field(default_factory=list)
     keys: list[dict[str, Any]] = field(default_factory=list)
+    quarantines: list[dict[str, Any]] = field(default_factory=list)  # + w_id, w_version
 
     def update_case(self, case: Case, version: int, new_version: int) -> None:
         row = case_values(case, new_version)
@@ -148,6 +156,12 @@ _STATEMENTS: dict[str, Any] = {
     "insert_key": idempotency_keys.insert(),
 }
 _COMPILED: dict[tuple[str, str, tuple[str, ...]], str] = {}
+_SET_ASIDE = (
+    cases.update()
+    .where(cases.c.id == bindparam("w_id"), cases.c.version == bindparam("w_version"))
+    .values(next_due_us=None)
+)
+_QUARANTINE_COLUMNS = ("case_id", "reason", "quarantined_us")
 
 
 def _executemany(conn: Connection, name: str, rows: Sequence[Mapping[str, Any]]) -> int:
@@ -188,6 +202,12 @@ def write_batch(conn: Connection, batch: WriteBatch) -> None:
         _executemany(conn, "insert_outbox", batch.outbox)
     if batch.keys:
         _executemany(conn, "insert_key", batch.keys)
+    for row in batch.quarantines:  # rare: one statement pair each
+        # Out of the due index, if the case is still as it was read; then the reason.
+        moved = conn.execute(_SET_ASIDE, {"w_id": row["case_id"], "w_version": row["version"]})
+        if moved.rowcount:
+            conn.execute(quarantine.delete().where(quarantine.c.case_id == row["case_id"]))
+            conn.execute(quarantine.insert(), {k: row[k] for k in _QUARANTINE_COLUMNS})
 
 
 def _conflicts(conn: Connection, updates: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -224,6 +244,7 @@ class GroupCommit:
         self.keyed: dict[str, tuple[Decision, str | None]] = {}  # key: (decision, fingerprint)
         # (case id, version written, case): what a decoded-case cache may adopt after commit.
         self.written: list[tuple[str, int, Case]] = []
+        self.quarantined: set[str] = set()  # set aside by this batch (``set_aside``)
 
     def apply(
         self,
@@ -265,6 +286,13 @@ class GroupCommit:
     def mark_dirty(self, case_id: str) -> None:
         """The tracked case's row must be written (changed, or its columns re-derived)."""
         self.tracked[case_id].dirty = True
+
+    def set_aside(self, case_id: str, version: int, reason: str, now_us: int) -> None:
+        """Quarantine a case the timer loop cannot decide: out of the due index, with why."""
+        self.quarantined.add(case_id)
+        self.rows.quarantines.append(
+            {"case_id": case_id, "version": version, "reason": reason, "quarantined_us": now_us}
+        )
 
     def flush(self, conn: Connection) -> None:
         """Write everything in the caller's transaction. Safe to call again if that transaction
@@ -315,6 +343,8 @@ class HeldCommit(GroupCommit):
         heap = self._wakes
         while heap and heap[0][0] <= now_us and len(found) < limit:
             wake, case_id = heapq.heappop(heap)
+            if case_id in self.quarantined:
+                continue
             if _wake_us(self.tracked[case_id].case) == wake:  # else a superseded entry
                 found[case_id] = wake
         return list(found.items())

@@ -236,11 +236,17 @@ class BulkRuntime(EmbeddedRuntime):
         if len(rows) < limit:
             held.swept_us = now_us
         for row in rows:
+            if row.case_id in held.quarantined:
+                continue
             tracked = held.tracked.get(row.case_id)
             if tracked is None:
-                case = self._decode(row.case_id, row.version, row.body)
+                try:
+                    case = self._decode(row.case_id, row.version, row.body)
+                    self._model_for(conn, case.model_hash)
+                except LaporError as exc:
+                    self._set_aside(held, row.case_id, row.version, exc, now_us)
+                    continue
                 held.tracked[row.case_id] = PendingCase(case, row.version)
-                self._model_for(conn, case.model_hash)
             elif tracked.dirty:
                 continue
             due.append((row.case_id, row.wake_us))

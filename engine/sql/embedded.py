@@ -51,6 +51,8 @@ from engine.runtime.delivery import DeliveryHandler, DeliveryReport
 from engine.runtime.errors import (
     ConcurrencyError,
     IntegrityViolationError,
+    SchemaMissingError,
+    StoreBusyError,
     StoreError,
     UnknownCaseError,
 )
@@ -522,11 +524,17 @@ class EmbeddedRuntime(Runtime):
         (case id, wake instant) each."""
         self._uncommitted = []
         claimed = store.claim_due(conn, now_us, limit, lock=self._postgres, shard=self.shard)
+        due: list[tuple[str, int]] = []
         for row in claimed:
-            case = self._decode(row.case_id, row.version, row.body)
+            try:
+                case = self._decode(row.case_id, row.version, row.body)
+                self._model_for(conn, case.model_hash)
+            except LaporError as exc:
+                self._set_aside(batch, row.case_id, row.version, exc, now_us)
+                continue
             batch.tracked[row.case_id] = PendingCase(case, row.version)
-            self._model_for(conn, case.model_hash)
-        return [(row.case_id, row.wake_us) for row in claimed]
+            due.append((row.case_id, row.wake_us))
+        return due
 
     def _decide_lapses(
         self,
@@ -551,17 +559,34 @@ class EmbeddedRuntime(Runtime):
                 log.warning("runtime.stale_deadline", case_id=case_id)
                 batch.mark_dirty(case_id)
                 continue
-            model = self._model_for(conn, case.model_hash)
             at = wake_at(lapse.due_at) if self.virtual else decision_instant(case, now)
-            decision = decide(model, case, lapse, at)
-            if not decision.accepted:
-                raise StoreError(
-                    f"case {case_id}: clock {lapse.clock!r} due {lapse.due_at.isoformat()} "
-                    "is past but does not lapse; the stored case is inconsistent"
-                )
+            try:
+                decision = decide(self._model_for(conn, case.model_hash), case, lapse, at)
+                if not decision.accepted:
+                    raise StoreError(
+                        f"clock {lapse.clock!r} due {lapse.due_at.isoformat()} is past but "
+                        "does not lapse; the stored case is inconsistent"
+                    )
+            except (LaporError, ValueError) as exc:  # a deadline past the calendars, and kin
+                version = batch.tracked[case_id].version or 0
+                self._set_aside(batch, case_id, version, exc, store.epoch_us(now))
+                continue
             batch.apply(decision, at)
             decided.append((case.workflow, decision))
         return decided
+
+    def _set_aside(
+        self, batch: GroupCommit, case_id: str, version: int, error: Exception, now_us: int
+    ) -> None:
+        """Quarantine a case the timer loop cannot decide, so that every other case goes on
+        (``lapor quarantine`` lists them; ``retry`` brings one back once the cause is fixed).
+        A database that is busy or changed under us is not the case's fault: that is raised."""
+        if isinstance(error, _TRANSIENT):
+            raise error
+        reason = f"{type(error).__name__}: {error}"
+        log.error("runtime.quarantined", case_id=case_id, reason=reason[:300])
+        metrics.quarantined_total.inc()
+        batch.set_aside(case_id, version, reason, now_us)
 
     def _publish(self, decided: list[tuple[str, Decision]]) -> None:
         by_workflow: dict[str, list[Decision]] = {}
@@ -571,6 +596,9 @@ class EmbeddedRuntime(Runtime):
             by_workflow.setdefault(workflow, []).append(decision)
         for workflow, decisions in by_workflow.items():
             metrics.record_decisions(workflow, decisions)
+
+
+_TRANSIENT = (StoreBusyError, ConcurrencyError, IntegrityViolationError, SchemaMissingError)
 
 
 def _earliest_deadline(case: Case) -> ClockLapsed | None:

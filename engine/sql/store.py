@@ -57,6 +57,7 @@ from engine.sql.tables import (
     definitions,
     history,
     idempotency_keys,
+    quarantine,
     reporters,
 )
 
@@ -65,6 +66,7 @@ __all__ = [
     "SCAN_START",
     "DueCase",
     "KeyRow",
+    "QuarantinedCase",
     "ScanPosition",
     "StoredCase",
     "any_due",
@@ -74,6 +76,7 @@ __all__ = [
     "epoch_us",
     "from_epoch_us",
     "is_postgres",
+    "list_quarantined",
     "load_cases",
     "load_history",
     "load_keys",
@@ -84,6 +87,7 @@ __all__ = [
     "next_wake_us",
     "open_engine",
     "read",
+    "release_quarantined",
     "safe_url",
     "save_models",
     "scan_due",
@@ -505,3 +509,40 @@ def next_wake_us(conn: Connection) -> int | None:
     """When the earliest case with a running clock should wake."""
     value = conn.scalar(_NEXT_WAKE)
     return None if value is None else int(value) + _MARGIN_US
+
+
+# --- quarantine -------------------------------------------------------------------------------
+
+
+class QuarantinedCase(NamedTuple):
+    case_id: str
+    reason: str
+    quarantined_us: int
+
+
+def list_quarantined(conn: Connection) -> list[QuarantinedCase]:
+    """Every case the timer loop set aside, oldest first."""
+    query = select(quarantine.c.case_id, quarantine.c.reason, quarantine.c.quarantined_us)
+    rows = conn.execute(query.order_by(quarantine.c.quarantined_us, quarantine.c.case_id))
+    return [QuarantinedCase(*row) for row in rows]
+
+
+def release_quarantined(conn: Connection, case_ids: Iterable[str] | None) -> list[str]:
+    """Bring set-aside cases (all, or ``case_ids``) back: their deadline is re-derived from the
+    case as stored, so the timer loop decides them again; returns the ids released. A case whose
+    row still cannot be read stays where it is (``CorruptCaseError``)."""
+    query = select(quarantine.c.case_id)
+    if case_ids is not None:
+        query = query.where(quarantine.c.case_id.in_(list(case_ids)))
+    released: list[str] = []
+    for case_id in sorted(conn.scalars(query)):
+        body = conn.scalar(select(cases.c.body).where(cases.c.id == case_id))
+        due = None if body is None else decode_case(body, case_id).next_due
+        conn.execute(
+            cases.update()
+            .where(cases.c.id == case_id)
+            .values(next_due_us=None if due is None else epoch_us(due))
+        )
+        conn.execute(quarantine.delete().where(quarantine.c.case_id == case_id))
+        released.append(case_id)
+    return released

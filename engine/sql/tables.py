@@ -30,6 +30,7 @@ __all__ = [
     "idempotency_keys",
     "metadata",
     "outbox",
+    "quarantine",
     "reporters",
 ]
 
@@ -84,6 +85,15 @@ Index(
     cases.c.next_due_us,
     sqlite_where=_HAS_DEADLINE,
     postgresql_where=_HAS_DEADLINE,
+)
+
+# Cases the timer loop could not decide (migration 0005): out of the due index until retried.
+quarantine = Table(
+    "quarantine",
+    metadata,
+    Column("case_id", String(64), ForeignKey("cases.id"), primary_key=True),
+    Column("reason", Text, nullable=False),
+    Column("quarantined_us", BigInteger, nullable=False),
 )
 
 reporters = Table(

@@ -111,7 +111,7 @@ def test_migrated_schema_equals_the_table_definitions(
     upgrade(url)  # idempotent
     eng = store.open_engine(url)
     try:
-        assert current_revision(eng) == "0004"
+        assert current_revision(eng) == "0005"
         with eng.connect() as conn:
             assert compare_metadata(MigrationContext.configure(conn), metadata) == []
     finally:
@@ -412,11 +412,11 @@ def test_a_deadline_column_that_disagrees_with_its_case_is_rederived_not_fired(
     assert runtime.case("C1").escalation_level > 0
 
 
-def test_a_due_clock_the_core_will_not_lapse_stops_the_loop_with_the_case_named(
+def test_a_due_clock_the_core_will_not_lapse_sets_its_case_aside(
     runtime: EmbeddedRuntime, engine: Engine
 ) -> None:
     """A case body edited to be closed with a clock still running cannot be decided: the timer
-    loop says which case, instead of claiming it again forever."""
+    loop sets it aside with the reason, instead of claiming it again forever or stopping."""
     start_cases(runtime, "C1")
     with engine.begin() as conn:
         body = json.loads(conn.scalar(select(cases.c.body).where(cases.c.id == "C1")))
@@ -424,8 +424,12 @@ def test_a_due_clock_the_core_will_not_lapse_stops_the_loop_with_the_case_named(
         edited = {"body": json.dumps(body), "version": cases.c.version + 1}
         conn.execute(cases.update().where(cases.c.id == "C1").values(edited))
 
-    with pytest.raises(StoreError, match="case C1: clock 'verification'"):
-        runtime.advance_to(LATER)
+    runtime.advance_to(LATER)
+
+    with engine.connect() as conn:
+        [aside] = store.list_quarantined(conn)
+    assert aside.case_id == "C1" and "clock 'verification'" in aside.reason
+    assert "is past but does not lapse" in aside.reason
 
 
 def test_lapses_follow_the_memory_runtime_and_leave_no_timers(

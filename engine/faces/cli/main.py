@@ -252,10 +252,12 @@ def _register_adapters() -> None:
     from engine.faces.cli.cases import register as register_runtime
     from engine.faces.cli.demo import register as register_demo
     from engine.faces.cli.outbox import register as register_outbox
+    from engine.faces.cli.quarantine import register as register_quarantine
     from engine.faces.cli.temporal import register as register_temporal
 
     register_runtime(app)
     register_outbox(app)
+    register_quarantine(app)
     register_demo(app)
     register_temporal(app)
 

@@ -23,6 +23,7 @@ from typing import Any, Literal, get_args
 from engine.domain.errors import CalendarError
 
 __all__ = [
+    "CALENDAR_WARNING_DAYS",
     "REGION_NAMES",
     "REGION_ZONES",
     "ZONES",
@@ -32,6 +33,8 @@ __all__ = [
     "Holiday",
     "HolidayKind",
     "WorkingCalendar",
+    "calendar_runs_out",
+    "days_of_calendar_left",
     "zone_for_region",
 ]
 
@@ -466,3 +469,29 @@ def _typed(value: Any, kind: type[Any], what: str) -> Any:
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         raise TypeError(f"{what} must be {kind.__name__}, got {value!r}")
     return value
+
+
+CALENDAR_WARNING_DAYS = 60
+"""How long before its last covered day a calendar is announced as running out: time to review
+the next year's SKB (joint decree) and add its file before deadlines need it."""
+
+
+def days_of_calendar_left(calendar: WorkingCalendar, today: date) -> int:
+    """Days from ``today`` to the last day ``calendar`` covers (negative once past it)."""
+    return (date(max(calendar.years), 12, 31) - today).days
+
+
+def calendar_runs_out(
+    calendar: WorkingCalendar, today: date, within: int = CALENDAR_WARNING_DAYS
+) -> str | None:
+    """The warning to give when deadlines counted from ``today`` will soon reach a year the
+    calendar does not cover (``None`` while more than ``within`` days are left)."""
+    left = days_of_calendar_left(calendar, today)
+    if left > within:
+        return None
+    year = max(calendar.years) + 1
+    when = f"in {left} day(s)" if left >= 0 else "already"
+    return (
+        f"deadlines will reach {year}, which has no calendar ({when}): review the SKB for "
+        f"{year} and add policies/calendars/id-{year}.yaml (`lapor calendar seed {year}` drafts it)"
+    )

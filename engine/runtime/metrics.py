@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "batch_duration_seconds",
+    "calendar_days_left",
     "decisions_total",
     "escalations_total",
     "lapses_total",
@@ -76,6 +77,12 @@ outbox_deliveries_total = Counter(
     "lapor_outbox_deliveries_total",
     "Outbox delivery attempts, by handler and outcome (delivered, failed, dead, unhandled).",
     ["handler", "outcome"],
+    registry=registry,
+)
+calendar_days_left = Gauge(
+    "lapor_calendar_days_left",
+    "Days until the calendar of a workflow's open cases runs out (the least of its models).",
+    ["workflow"],
     registry=registry,
 )
 timer_lag_seconds = Gauge(

@@ -235,6 +235,11 @@ class EmbeddedRuntime(Runtime):
         value = self._read(store.next_wake_us, action="read the next timer")
         return None if value is None else store.from_epoch_us(value)
 
+    def open_case_models(self) -> list[Model]:
+        """The models open cases are pinned to: what the timer loop will count deadlines with."""
+        hashes = self._read(store.open_case_models, action="read the open cases' models")
+        return [self._model_for(None, model_hash) for model_hash in hashes]
+
     def reporter(self, case_id: str) -> Mapping[str, Any] | None:
         """The reporter's identity, for reporter-facing calls only; never in agency output."""
         identity = self._read(

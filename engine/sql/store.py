@@ -85,6 +85,7 @@ __all__ = [
     "load_reporter",
     "map_errors",
     "next_wake_us",
+    "open_case_models",
     "open_engine",
     "read",
     "release_quarantined",
@@ -509,6 +510,12 @@ def next_wake_us(conn: Connection) -> int | None:
     """When the earliest case with a running clock should wake."""
     value = conn.scalar(_NEXT_WAKE)
     return None if value is None else int(value) + _MARGIN_US
+
+
+def open_case_models(conn: Connection) -> list[str]:
+    """The model hashes open cases are pinned to (a scan of the cases: for start-up checks)."""
+    query = select(cases.c.model_hash).where(cases.c.outcome.is_(None)).distinct()
+    return sorted(conn.scalars(query))
 
 
 # --- quarantine -------------------------------------------------------------------------------

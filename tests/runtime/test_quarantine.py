@@ -7,8 +7,10 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from datetime import datetime
+from pathlib import Path
 
 import pytest
+import typer
 from sqlalchemy import Engine, select
 from typer.testing import CliRunner
 
@@ -86,8 +88,6 @@ def test_an_unreadable_case_row_is_set_aside_and_comes_back_when_fixed(
 def test_lapor_quarantine_lists_and_retries(
     engine: Engine, models: Mapping[str, Model], tmp_path: object, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import typer
-
     from engine.faces.cli.quarantine import register
 
     t0 = instant("2026-03-02T10:00:00+07:00")
@@ -116,3 +116,37 @@ def test_lapor_quarantine_lists_and_retries(
     assert (
         json.loads(runner.invoke(app, ["quarantine", "list", "--db", url, "--json"]).stdout) == []
     )
+
+
+def test_run_and_validate_warn_before_the_calendar_runs_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sixty days before the open cases' calendar ends, `lapor run` says so (and sets the
+    metric); a day later than that it would be too late to review an SKB."""
+    from engine.domain.calendar import calendar_runs_out
+    from engine.faces.cli.cases import register as register_cases
+
+    monkeypatch.chdir(tmp_path)
+    app = typer.Typer()
+    register_cases(app)
+    runner = CliRunner()
+    runner.invoke(app, ["db", "upgrade"])
+    (tmp_path / "intake.json").write_text(json.dumps(INTAKE))
+    runner.invoke(app, ["start", "--workflow", "sp4n-lapor", "--data", "intake.json"])
+
+    late = runner.invoke(
+        app, ["run", "--until", "2027-11-15T00:00:00+07:00", "--beyond-now", "--log-json"]
+    )
+
+    assert late.exit_code == 0, late.output
+    assert "run.calendar_runs_out" in late.output and "deadlines will reach 2028" in late.output
+    assert metrics.calendar_days_left.labels(workflow="sp4n-lapor")._value.get() == 46
+    models_calendar = runner_models()["sp4n-lapor"].calendar
+    assert calendar_runs_out(models_calendar, instant("2027-10-01T00:00:00+07:00").date()) is None
+
+
+def runner_models() -> Mapping[str, Model]:
+    from engine.definitions.loader import load_models
+    from engine.definitions.project import shipped_root
+
+    return load_models(shipped_root() / "workflows", shipped_root() / "policies")

@@ -15,7 +15,7 @@ import threading
 from datetime import datetime
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from sqlalchemy import Engine
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from typer import _click  # typer's own click, which its groups are typed with
 
     from engine.faces.sdk import Client
+    from engine.sql.embedded import EmbeddedRuntime
     from engine.sql.outbox import OutboxDelivery
 
 __all__ = ["register"]
@@ -386,6 +387,7 @@ def run(
         for signum in (os_signal.SIGINT, os_signal.SIGTERM)
     }
     log.info("run.started", db=engine.url.render_as_string(), batch=batch, until=until)
+    _check_calendars(runtime, clock.now(), log)
     fired = 0
     try:
         while not stop.is_set():
@@ -411,6 +413,25 @@ def run(
             os_signal.signal(signum, handler_before)
         engine.dispose()
         log.info("run.stopped", fired=fired)
+
+
+def _check_calendars(runtime: EmbeddedRuntime, now: datetime, log: Any) -> None:
+    """Warn (and set ``lapor_calendar_days_left``) when the calendar of open cases ends soon."""
+    from engine.domain.calendar import calendar_runs_out, days_of_calendar_left, zone_for_region
+    from engine.runtime import metrics
+
+    today = now.astimezone(zone_for_region("ID-JK")).date()
+    least: dict[str, int] = {}
+    for model in runtime.open_case_models():
+        left = days_of_calendar_left(model.calendar, today)
+        least[model.name] = min(left, least.get(model.name, left))
+        warning = calendar_runs_out(model.calendar, today)
+        if warning:
+            log.warning(
+                "run.calendar_runs_out", workflow=model.name, model=model.hash[:12], hint=warning
+            )
+    for workflow, left in least.items():
+        metrics.calendar_days_left.labels(workflow=workflow).set(left)
 
 
 def _shard(text: str | None) -> tuple[int, int] | None:

@@ -66,6 +66,24 @@ def validate(
         _echo_error(f"{len(problems)} problem(s) found")
         raise typer.Exit(1)
     typer.echo("ok: no problems found")
+    _warn_if_calendars_run_out(paths)
+
+
+def _warn_if_calendars_run_out(paths: list[Path]) -> None:
+    """A warning (exit status unchanged) when the calendars validated end within 60 days."""
+    from datetime import UTC, datetime
+
+    from engine.definitions.calendars import load_calendars
+    from engine.domain.calendar import calendar_runs_out, zone_for_region
+
+    folders = {
+        c for p in paths for c in (p, p / "calendars") if c.name == "calendars" and c.is_dir()
+    }
+    today = datetime.now(UTC).astimezone(zone_for_region("ID-JK")).date()
+    for folder in sorted(folders):
+        warning = calendar_runs_out(load_calendars(folder), today)
+        if warning:
+            _echo_error(f"warning: {folder}: {warning}")
 
 
 def _scenario_files(paths: list[Path]) -> list[Path]:

@@ -28,6 +28,8 @@ import orjson
 
 __all__ = [
     "MAX_DEPTH",
+    "MAX_ITEMS",
+    "MAX_TEXT",
     "canonical_json",
     "compact_json",
     "json_problem",
@@ -93,16 +95,27 @@ def parse_json(text: str) -> Any:
 MAX_DEPTH = 32
 """How deeply data may nest: far more than any intake or reply needs, far less than would
 exhaust a parser's or an encoder's stack."""
+MAX_TEXT = 20_000
+"""Characters a text field may hold (a long complaint is a few thousand): every agency-facing
+message carries the case's data, so one oversized field is copied into every outbox row."""
+MAX_ITEMS = 500
+"""Entries an object or a list may hold."""
 
 
 def json_problem(value: Any, where: str, _depth: int = 0) -> str | None:
     """Why ``value`` is not plain JSON data (``None`` if it is), naming the offending path."""
     if _depth > MAX_DEPTH:
         return f"{where} is nested deeper than {MAX_DEPTH} levels"
-    if value is None or isinstance(value, str | bool | int):
+    if isinstance(value, str):
+        if len(value) > MAX_TEXT:
+            return f"{where} has {len(value):,} characters; at most {MAX_TEXT:,}"
+        return None
+    if value is None or isinstance(value, bool | int):
         return None
     if isinstance(value, float):
         return None if math.isfinite(value) else f"{where} is {value!r}, which is not a JSON number"
+    if isinstance(value, Mapping | list | tuple) and len(value) > MAX_ITEMS:
+        return f"{where} has {len(value):,} entries; at most {MAX_ITEMS}"
     if isinstance(value, Mapping):
         for key, item in value.items():
             if not isinstance(key, str):

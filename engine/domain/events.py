@@ -9,6 +9,7 @@ zone for deadlines (what a person reads).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -37,6 +38,7 @@ __all__ = [
     "Routed",
     "Signal",
     "Started",
+    "check_case_id",
     "effect_from_json",
     "effect_to_json",
     "event_from_json",
@@ -79,6 +81,22 @@ def instant(text: str) -> datetime:
     return moment
 
 
+_ROLE = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,49}")
+_ACTOR_ID = re.compile(r"[A-Za-z0-9._-]{0,100}")
+_CASE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+def check_case_id(case_id: str) -> None:
+    """A case id is at most 64 letters, digits, ``.``, ``_`` or ``-`` (it is a key in every
+    table, a workflow id on Temporal and a line in a terminal): ``LaporError`` otherwise."""
+    if not isinstance(case_id, str) or not _CASE_ID.fullmatch(case_id):
+        shown = repr(case_id)[:70]
+        raise LaporError(
+            f"invalid case id {shown}: give 1-64 letters, digits, '.', '_' or '-', starting "
+            "with a letter or digit"
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class Actor:
     """Who sends a signal: ``role`` or ``role:id`` (``admin:nasional``, ``agency:kemenkes``)."""
@@ -89,9 +107,11 @@ class Actor:
     @classmethod
     def parse(cls, text: str) -> Actor:
         role, _, ident = text.partition(":")
-        if not role or not role.replace("_", "").isalnum():
+        if not _ROLE.fullmatch(role) or not _ACTOR_ID.fullmatch(ident):
+            shown = text if len(text) <= 60 else text[:60] + "..."
             raise LaporError(
-                f"invalid actor {text!r}; expected ROLE or ROLE:ID, e.g. admin:nasional"
+                f"invalid actor {shown!r}; expected ROLE or ROLE:ID (letters, digits, _ . -; "
+                "at most 50 + 100 characters), e.g. admin:nasional"
             )
         return cls(role, ident)
 

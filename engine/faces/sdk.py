@@ -117,7 +117,7 @@ class Client:
             from engine.sql.embedded import EmbeddedRuntime
             from engine.sql.store import open_engine
 
-            engine = open_engine(db_url)
+            engine = open_engine(db_url, create=migrate)  # a read never leaves an empty file
             if migrate:
                 from engine.sql.migrations import upgrade
 

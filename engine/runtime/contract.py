@@ -37,7 +37,7 @@ from typing import Any, Protocol
 
 from engine.domain.canonical import canonical_json
 from engine.domain.case import Case
-from engine.domain.events import SYSTEM, Actor, Effect, Rejection, Signal
+from engine.domain.events import SYSTEM, Actor, Effect, Rejection, Signal, check_case_id
 from engine.domain.machine import Decision
 from engine.domain.model import Model
 from engine.domain.records import HistoryRecord
@@ -70,6 +70,9 @@ class StartCommand:
     reporter: Mapping[str, Any] = field(default_factory=dict)
     actor: Actor = SYSTEM
     key: str | None = None
+
+    def __post_init__(self) -> None:
+        check_case_id(self.case_id)
 
 
 @dataclass(frozen=True, slots=True)

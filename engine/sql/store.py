@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
 from sqlalchemy import (
@@ -124,7 +125,7 @@ def from_epoch_us(value: int) -> datetime:
 # --- engine and transactions ------------------------------------------------------------------
 
 
-def open_engine(url: str, *, durable: bool = True) -> Engine:
+def open_engine(url: str, *, durable: bool = True, create: bool = True) -> Engine:
     """An Engine for ``url``: ``sqlite:///path.db`` or ``postgresql+psycopg://user@host/db``.
 
     ``postgresql://`` and ``postgres://`` are taken to mean the psycopg 3 driver we ship with.
@@ -138,6 +139,13 @@ def open_engine(url: str, *, durable: bool = True) -> Engine:
     for prefix in ("postgresql://", "postgres://"):
         if url.startswith(prefix):
             url = "postgresql+psycopg://" + url[len(prefix) :]
+    if not create and url.startswith("sqlite:///"):
+        # SQLite creates a missing file on connect: a read would leave an empty database behind.
+        path = url.removeprefix("sqlite:///").split("?", 1)[0]
+        if path and path != ":memory:" and not Path(path).exists():
+            raise SchemaMissingError(
+                f"no database at {path}: create it with `lapor db upgrade --db {safe_url(url)}`"
+            )
     try:
         if url.startswith("sqlite"):
             # Named parameters, like psycopg's pyformat, take dicts: one precompiled statement

@@ -201,3 +201,11 @@ def test_an_unmigrated_database_is_one_line_of_advice(lapor: CliRunner) -> None:
     result = lapor.invoke(app(), ["status", "LAPOR-2026-X"])
     assert isinstance(result.exception, LaporError)
     assert "lapor db upgrade" in str(result.exception)
+
+
+def test_a_read_on_a_missing_sqlite_file_creates_nothing(lapor: CliRunner, tmp_path: Path) -> None:
+    for command in (["status", "X"], ["history", "X"], ["run", "--until", "2026-01-01T00:00:00Z"]):
+        result = lapor.invoke(app(), [*command, "--db", "sqlite:///missing.db"])
+        assert isinstance(result.exception, LaporError), command
+        assert "no database at missing.db" in str(result.exception)
+    assert not (tmp_path / "missing.db").exists()

@@ -358,7 +358,7 @@ def run(
                 f"--until {until} is after now: on a live database that records lapses that "
                 "have not happened; give --beyond-now if this database is a simulation"
             )
-    engine = open_engine(db)
+    engine = open_engine(db, create=False)
     runtime = EmbeddedRuntime(engine, {}, clock, batch_size=batch, shard=_shard(shard))
     tune_for_long_runs()
     delivery = _delivery(engine, handler) if deliver and handler else None

@@ -39,7 +39,7 @@ def register(app: typer.Typer) -> None:
 def _engine(db: str) -> Any:
     from engine.sql.store import open_engine
 
-    return open_engine(db)
+    return open_engine(db, create=False)
 
 
 def _when(epoch_us: int | None) -> str:

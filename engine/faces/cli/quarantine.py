@@ -33,7 +33,7 @@ def list_command(db: Db = DEFAULT_DB, as_json: AsJson = False) -> None:
     """List the cases set aside, oldest first, with the reason."""
     from engine.sql import store
 
-    engine = store.open_engine(db)
+    engine = store.open_engine(db, create=False)
     try:
         found = store.read(engine, store.list_quarantined, action="list the quarantine")
     finally:
@@ -67,7 +67,7 @@ def retry(
 
     if bool(case_ids) == all_cases:
         raise LaporError("give the cases to retry, or --all (not both)")
-    engine = store.open_engine(db)
+    engine = store.open_engine(db, create=False)
     try:
         released = store.transact(
             engine,

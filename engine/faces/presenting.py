@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -11,9 +12,17 @@ from engine.domain.case import Case
 from engine.domain.events import instant
 from engine.domain.records import HistoryRecord
 
-__all__ = ["describe_effect", "describe_event", "history_lines", "local_time"]
+__all__ = ["describe_effect", "describe_event", "history_lines", "local_time", "printable"]
 
 _ZONE_BY_OFFSET = {zone.utcoffset(None): name for name, zone in ZONES.items()}
+# C0 and C1 controls but newline and tab, DEL, and the bidirectional overrides: what could move
+# the cursor, recolour or clear a terminal, or reorder what an operator reads.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """``text`` safe for a terminal: control characters shown as escapes, never executed."""
+    return _CONTROL.sub(lambda m: m.group(0).encode("unicode_escape").decode(), text)
 
 
 def local_time(moment: datetime | str, region: str | None = None) -> str:

@@ -52,3 +52,12 @@ def test_an_oversized_field_or_list_is_invalid_data(model: Model) -> None:
 def test_a_long_but_ordinary_complaint_is_accepted(models: Mapping[str, Model]) -> None:
     data = {**INTAKE, "description": "Pelayanan lambat. " * 500}  # ~9,000 characters
     assert decide(models["sp4n-lapor"], None, Started("C1", data), T0).accepted
+
+
+def test_terminal_output_never_carries_raw_control_sequences() -> None:
+    from engine.faces.presenting import printable
+
+    shown = printable("rejected: \x1b[2J\x1b[31mred\x07 \u202eevil\x9b ok\tfine\nnext")
+    assert "\x1b" not in shown and "\x07" not in shown and "\u202e" not in shown
+    assert "\x9b" not in shown
+    assert "\\x1b[2J" in shown and "ok\tfine\nnext" in shown  # visible, and tabs/lines kept

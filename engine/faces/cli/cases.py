@@ -24,6 +24,7 @@ from typer.core import TyperGroup
 from engine.domain.errors import LaporError
 from engine.domain.events import instant
 from engine.faces.cli.project_option import ProjectDir, use_project
+from engine.faces.presenting import printable
 
 if TYPE_CHECKING:
     from typer import _click  # typer's own click, which its groups are typed with
@@ -133,7 +134,7 @@ def start(
     with _client(db, temporal, root) as client:
         result = client.start(workflow, fields, reporter=identity, key=key, case_id=case_id)
     if not result.accepted:
-        typer.echo(f"rejected ({result.code}): {result.reason}", err=True)
+        typer.echo(printable(f"rejected ({result.code}): {result.reason}"), err=True)
         raise typer.Exit(1)
     typer.echo(result.case_id)
 
@@ -152,7 +153,7 @@ def signal_command(
     with _client(db, temporal) as client:
         result = client.signal(case, name, actor=actor, data=fields, key=key)
     if not result.accepted:
-        typer.echo(f"rejected ({result.code}): {result.reason}", err=True)
+        typer.echo(printable(f"rejected ({result.code}): {result.reason}"), err=True)
         raise typer.Exit(1)
     again = " (already applied: same key)" if result.replayed else ""
     typer.echo(f"accepted: {result.state} ({result.status}){again}")

@@ -32,7 +32,9 @@ app.add_typer(calendar_app, name="calendar")
 
 
 def _echo_error(text: str) -> None:
-    typer.echo(text, err=True)
+    from engine.faces.presenting import printable
+
+    typer.echo(printable(text), err=True)
 
 
 @app.command()

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from engine.faces.cli.cases import DEFAULT_DB, AsJson, Db
+from engine.faces.presenting import printable
 
 if TYPE_CHECKING:
     from engine.sql.outbox import OutboxEntry
@@ -76,8 +77,10 @@ def _print(entries: list[OutboxEntry], as_json: bool) -> None:
         when = _when(e.delivered_us if e.state == "delivered" else e.next_attempt_us)
         error = f"  last error: {e.last_error[:80]}" if e.last_error else ""
         typer.echo(
-            f"{e.id:>8}  {e.state:<9} {e.idempotency_key:<32} {e.kind:<9} -> {e.target:<20} "
-            f"attempts {e.attempts}  {when}{error}"
+            printable(
+                f"{e.id:>8}  {e.state:<9} {e.idempotency_key:<32} {e.kind:<9} -> {e.target:<20} "
+                f"attempts {e.attempts}  {when}{error}"
+            )
         )
 
 
@@ -122,8 +125,8 @@ def show(
         return
     for key, value in view.items():
         if key != "payload":
-            typer.echo(f"{key}: {value}")
-    typer.echo("payload: " + json.dumps(entry.payload, indent=2, ensure_ascii=False))
+            typer.echo(printable(f"{key}: {value}"))
+    typer.echo(printable("payload: " + json.dumps(entry.payload, indent=2, ensure_ascii=False)))
 
 
 def retry(

@@ -17,6 +17,7 @@ import typer
 
 from engine.domain.errors import LaporError
 from engine.faces.cli.cases import DEFAULT_DB, AsJson, Db
+from engine.faces.presenting import printable
 
 __all__ = ["register"]
 
@@ -53,7 +54,7 @@ def list_command(db: Db = DEFAULT_DB, as_json: AsJson = False) -> None:
     elif not rows:
         typer.echo("no case is set aside")
     for row in [] if as_json else rows:
-        typer.echo(f"{row['case_id']}  since {row['since']}  {row['reason']}")
+        typer.echo(printable(f"{row['case_id']}  since {row['since']}  {row['reason']}"))
 
 
 def retry(

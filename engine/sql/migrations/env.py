@@ -12,6 +12,11 @@ config = context.config
 
 
 def _run(connection: Connection) -> None:
+    # SQLite: the write lock from the migration's first statement (BEGIN IMMEDIATE), so two
+    # `lapor db upgrade` on one fresh file take turns: the second waits, then finds the schema
+    # at head, instead of both creating the tables and one failing. PostgreSQL runs its DDL in
+    # one transaction, and a concurrent second one fails on the version row, not half-way.
+    connection = connection.execution_options(lapor_write=True)
     context.configure(
         connection=connection,
         target_metadata=metadata,

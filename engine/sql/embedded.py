@@ -267,6 +267,12 @@ class EmbeddedRuntime(Runtime):
 
     # --- internals ------------------------------------------------------------------------
 
+    def others_hold_due(self, moment: datetime) -> bool:
+        """After a ``fire_due`` that found nothing: whether cases due by ``moment`` remain that
+        another worker holds (PostgreSQL's SKIP LOCKED passed them over). On SQLite a claim
+        takes every due case of its shard, so none remain."""
+        return self._postgres and self._has_due(moment)
+
     def _has_due(self, moment: datetime) -> bool:
         moment_us = store.epoch_us(moment)
         return self._read(lambda conn: store.any_due(conn, moment_us), action="check timers")

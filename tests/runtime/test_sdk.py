@@ -209,3 +209,49 @@ def test_a_read_on_a_missing_sqlite_file_creates_nothing(lapor: CliRunner, tmp_p
         assert isinstance(result.exception, LaporError), command
         assert "no database at missing.db" in str(result.exception)
     assert not (tmp_path / "missing.db").exists()
+
+
+def test_run_until_on_postgresql_waits_for_due_cases_another_worker_holds(
+    pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SKIP LOCKED passes over the cases another worker is deciding; `--until` must not call
+    that caught up while they are due (it used to exit with work left before T)."""
+    import threading
+    import time
+
+    from sqlalchemy import select
+
+    from engine.sql.store import open_engine
+    from engine.sql.tables import cases
+
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    assert runner.invoke(app(), ["db", "upgrade", "--db", pg_url]).exit_code == 0
+    (tmp_path / "intake.json").write_text(json.dumps(INTAKE))
+    case_id = runner.invoke(
+        app(), ["start", "--workflow", "sp4n-lapor", "--data", "intake.json", "--db", pg_url]
+    ).stdout.strip()
+    engine = open_engine(pg_url)
+    held = threading.Event()
+
+    def other_worker() -> None:
+        with engine.begin() as conn:  # holds the case row as a deciding worker would
+            conn.execute(select(cases.c.id).where(cases.c.id == case_id).with_for_update())
+            held.set()
+            time.sleep(1.5)
+
+    thread = threading.Thread(target=other_worker)
+    thread.start()
+    held.wait(10)
+    ran = runner.invoke(
+        app(),
+        ["run", "--db", pg_url, "--until", "2027-06-30T00:00:00+07:00", "--beyond-now",
+         "--log-json", "--interval", "0.1"],
+    )  # fmt: skip
+    thread.join()
+    engine.dispose()
+
+    assert ran.exit_code == 0, ran.output
+    assert "run.waiting_for_other_workers" in ran.output
+    view = json.loads(runner.invoke(app(), ["status", case_id, "--db", pg_url, "--json"]).stdout)
+    assert view["outcome"] == "referred_to_ombudsman"

@@ -402,7 +402,12 @@ def run(
             if handled or delivered:
                 log.info("run.batch", cases=handled, delivered=delivered, total=fired)
             if target is not None and not handled and not delivered:
-                break  # caught up with the virtual clock: nothing is due and nothing to send
+                if not runtime.others_hold_due(target):
+                    break  # caught up with the virtual clock: nothing is due, nothing to send
+                # Due cases another worker holds (PostgreSQL's SKIP LOCKED passed them over):
+                # not caught up yet; wait for that worker to commit or let go of them.
+                log.info("run.waiting_for_other_workers", until=until)
+                stop.wait(min(interval, 0.2))
             if target is None and handled < batch and delivered == 0:
                 # Idle (a full batch means more is due: go on at once). Sleep until the next
                 # timer wakes, at most ``interval``, which also bounds outbox retry latency.

@@ -27,6 +27,7 @@ from engine.definitions.schema import (
 )
 from engine.domain.calendar import REGION_ZONES
 from engine.domain.errors import DefinitionError, Location
+from engine.domain.guards import guard_cost_problem
 
 __all__ = ["GUARD_FUNCTIONS", "GUARD_VARIABLES", "check_definitions", "check_guard", "unknown"]
 
@@ -67,6 +68,9 @@ def unknown(
 
 def check_guard(source: str) -> str | None:
     """Why ``source`` is not an acceptable guard, or ``None`` if it is."""
+    costly = guard_cost_problem(source)
+    if costly is not None:
+        return costly
     try:
         program = cel.compile(source)
     except Exception as exc:  # the compiler signals ValueError; nothing it raises may escape

@@ -7,6 +7,7 @@ values: building the whole context for every guard cost more than evaluating it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
@@ -16,12 +17,60 @@ import cel
 from engine.domain.case import Case
 from engine.domain.events import Actor
 
-__all__ = ["evaluate_guard"]
+__all__ = ["MAX_GUARD_LENGTH", "MAX_MACROS", "evaluate_guard", "guard_cost_problem"]
+
+MAX_GUARD_LENGTH = 1000
+MAX_MACROS = 4
+_MACRO_CALL = re.compile(r"\.\s*(?:all|exists_one|exists|map|filter)\s*\(")
+_STRING = re.compile(r'"(?:\\.|[^"\\])*"|\'(?:\\.|[^\'\\])*\'')
+
+
+def guard_cost_problem(source: str) -> str | None:
+    """Why evaluating ``source`` could cost without bound, or ``None``.
+
+    A comprehension macro (``all``, ``exists``, ``exists_one``, ``map``, ``filter``) inside
+    another one multiplies: over two lists of 500 entries (the most a data field holds) one
+    evaluation took 7 s, and deeper nesting took minutes while the case's write lock was held.
+    One level of macros, a few of them, and a bounded length keep every guard cheap.
+    """
+    if len(source) > MAX_GUARD_LENGTH:
+        return f"is {len(source)} characters long; at most {MAX_GUARD_LENGTH}"
+    text = _STRING.sub('""', source)
+    depth, macros = 0, 0
+    opened: list[int] = []  # the paren depth at which each open macro began
+    position = 0
+    while position < len(text):
+        call = _MACRO_CALL.match(text, position)
+        if call is not None:
+            depth += 1
+            macros += 1
+            if opened:
+                return (
+                    "nests a comprehension macro inside another (all/exists/map/filter); its "
+                    "cost would multiply with the data: give each its own condition"
+                )
+            opened.append(depth)
+            position = call.end()
+            continue
+        char = text[position]
+        if char == "(":
+            depth += 1
+        elif char == ")":
+            if opened and opened[-1] == depth:
+                opened.pop()
+            depth -= 1
+        position += 1
+    if macros > MAX_MACROS:
+        return f"uses {macros} comprehension macros; at most {MAX_MACROS}"
+    return None
 
 
 @lru_cache(maxsize=512)
 def _program(source: str) -> tuple[Any, frozenset[str]]:
     """The compiled guard and the variables it reads (only those are converted to CEL values)."""
+    problem = guard_cost_problem(source)
+    if problem is not None:  # a model stored before the rule: refused here, per evaluation
+        raise ValueError(f"the guard {problem}")
     program = cel.compile(source)
     return program, frozenset(program.variables())
 
@@ -29,7 +78,10 @@ def _program(source: str) -> tuple[Any, frozenset[str]]:
 def evaluate_guard(
     source: str, case: Case, data: Mapping[str, Any], actor: Actor
 ) -> tuple[bool, str]:
-    program, variables = _program(source)
+    try:
+        program, variables = _program(source)
+    except ValueError as exc:
+        return False, f" (not evaluated: {exc})"
     context: dict[str, Any] = {}
     if "case" in variables:
         case_view: dict[str, Any] = {

@@ -173,3 +173,27 @@ def test_no_argument_list_reaches_a_traceback(
     assert error is None or isinstance(error, SystemExit | LaporError | CorruptCaseError), (
         f"lapor {' '.join([*command, *words])!r} raised {type(error).__name__}: {error}"
     )
+
+
+@pytest.mark.parametrize(
+    ("guard", "fragment"),
+    [
+        ("data.xs.map(a, data.xs.map(b, a * b)).size() > 0", "nests a comprehension macro"),
+        ("data.xs.all(a, data.ys.exists(b, b == a))", "nests a comprehension macro"),
+        ("data.a.all(x, x > 0) && data.b.all(x, x > 0) && data.c.all(x, x > 0) && "
+         "data.d.all(x, x > 0) && data.e.all(x, x > 0)", "5 comprehension macros"),
+        ("data.s == '" + "x" * 1000 + "'", "characters long"),
+    ],
+)  # fmt: skip
+def test_a_guard_whose_cost_could_grow_without_bound_is_refused_at_load_and_run(
+    guard: str, fragment: str, model: Model
+) -> None:
+    from engine.definitions.checks import check_guard
+
+    problem = check_guard(guard)
+    assert problem is not None and fragment in problem
+    started = decide(model, None, Started("C", INTAKE), instant("2026-03-02T10:00:00+07:00"))
+    assert started.case is not None
+    # A model stored before the rule still never evaluates it: the guard fails, cheaply.
+    holds, why = evaluate_guard(guard, started.case, {"xs": list(range(500))}, Actor("admin"))
+    assert not holds and fragment in why

@@ -269,3 +269,34 @@ def test_a_project_that_is_not_one_is_one_line_and_exit_status_2(
         f"error: {how}: {tmp_path} is not a project folder (it needs workflows/ and policies/)"
     ]
     assert not (tmp_path / "never.db").exists()
+
+
+def test_validate_finds_what_would_break_a_scenario_before_it_runs(tmp_path: Path) -> None:
+    scenario = tmp_path / "broken.yaml"
+    scenario.write_text(
+        "scenario: a broken one\nworkflow: sp4n-lapor\n"
+        'start: {at: "2026-03-02T10:00:00", data: {}, colour: red}\n'
+    )
+    first = lapor("validate", str(scenario), env={"LAPOR_PROJECT": str(ROOT)})
+    assert first.returncode == 1
+    assert f"{scenario}:3:" in first.stdout and "unknown key 'colour' in 'start'" in first.stdout
+    assert "Extra inputs" not in first.stdout
+
+    scenario.write_text(
+        "scenario: a broken one\nworkflow: sp4n-lapor\n"
+        'start: {at: "2026-03-02T10:00:00", data: {}}\n'
+        "steps:\n"
+        '  - {at: "2031-03-03T10:00:00+07:00", signal: verfy, actor: admin:nasional,'
+        " expect: {state: dispossed}}\n"
+        '  - {at: "2026-03-04T10:00:00+07:00", signal: escalate_now, actor: admin:nasional,'
+        " expect: {rejected: unknown_signal}}\n"
+    )
+    second = lapor("validate", str(scenario), env={"LAPOR_PROJECT": str(ROOT)})
+    assert second.returncode == 1
+    out = second.stdout
+    assert "unknown signal 'verfy'" in out and "did" not in out.split("verfy")[0]
+    assert "unknown state 'dispossed'" in out
+    assert (
+        "has no UTC offset" in out and "2031, which the workflow's calendar does not cover" in out
+    )
+    assert "escalate_now" not in out  # a step that expects the rejection may send it

@@ -11,7 +11,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -46,16 +46,21 @@ def validate(
     project: ProjectDir = None,
 ) -> None:
     """Check workflow, policy, calendar and scenario files; one line per problem."""
-    from engine.apps.scenarios import load_scenario
-    from engine.definitions.loader import validate_paths
+    from engine.apps.scenarios import check_scenario
+    from engine.definitions.loader import load_models, validate_paths
+    from engine.definitions.project import locate_project
 
     if not paths:
         found = use_project(project)
         paths = [found.workflows, found.policies]
     problems = list(validate_paths(paths))
+    models_by_root: dict[Path, Any] = {}
     for scenario in _scenario_files(paths):
         try:
-            load_scenario(scenario)
+            root = locate_project(start=scenario.resolve().parent).root
+            if root not in models_by_root:
+                models_by_root[root] = load_models(root / "workflows", root / "policies")
+            problems.extend(check_scenario(scenario, models_by_root[root]))
         except LaporError as exc:
             problems.append(
                 exc

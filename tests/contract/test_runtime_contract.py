@@ -20,10 +20,10 @@ from engine.domain.events import Actor, Signal, instant
 from engine.domain.model import Model
 from engine.runtime.clock import VirtualClock
 from engine.runtime.contract import Runtime, keyed_case_id
-from engine.runtime.delivery import OutboxMessage
 from engine.runtime.errors import KeyReuseError, UnknownCaseError, UnknownWorkflowError
 from engine.runtime.memory import MemoryRuntime
 from tests.contract.conftest import Factory
+from tests.recorder import Recorder
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = sorted((ROOT / "policies" / "tests").glob("*.yaml"))
@@ -34,21 +34,6 @@ OTHER = {**INTAKE, "description": "another complaint"}
 REPORTER = {"name": "Siti Rahmawati", "phone": "081298765432"}
 ADMIN = Actor.parse("admin:nasional")
 VERIFY = Signal("verify", ADMIN, {"agency": "kemenkes"})
-
-
-class Recorder:
-    """A delivery handler that keeps what it is handed."""
-
-    name = "recorder"
-
-    def __init__(self) -> None:
-        self.messages: list[OutboxMessage] = []
-
-    def accepts(self, message: OutboxMessage) -> bool:
-        return True
-
-    def deliver(self, message: OutboxMessage) -> None:
-        self.messages.append(message)
 
 
 def delivered(recorder: Recorder) -> list[tuple[str, str, str, str]]:

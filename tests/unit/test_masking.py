@@ -13,8 +13,8 @@ from engine.domain.events import Actor, Signal, instant
 from engine.domain.masking import MASK, mask_personal_data
 from engine.domain.model import Model
 from engine.runtime.clock import VirtualClock
-from engine.runtime.delivery import OutboxMessage
 from engine.runtime.memory import MemoryRuntime
+from tests.recorder import Recorder
 
 T0 = instant("2026-03-02T10:00:00+07:00")
 
@@ -49,19 +49,6 @@ def test_each_kind_of_personal_data_is_masked(text: str) -> None:
 )
 def test_ordinary_numbers_are_left_alone(text: str) -> None:
     assert mask_personal_data(text) == text
-
-
-class Recorder:
-    name = "recorder"
-
-    def __init__(self) -> None:
-        self.messages: list[OutboxMessage] = []
-
-    def accepts(self, message: OutboxMessage) -> bool:
-        return True
-
-    def deliver(self, message: OutboxMessage) -> None:
-        self.messages.append(message)
 
 
 @pytest.mark.parametrize("flag", ["anonymous", "confidential"])

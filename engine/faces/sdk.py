@@ -53,9 +53,11 @@ def case_status(case: Case, model: Model, now: Any = None) -> dict[str, Any]:
     """What a case's status page shows: no reporter identity, no complaint text.
 
     Deadlines are shown in the zone of the region their clock counts in; ``overdue`` marks a
-    deadline that passed but whose lapse the timer loop has not recorded yet.
+    deadline that passed but whose lapse the timer loop has not recorded yet, ``provisional`` one
+    counted on a calendar year whose SKB is not confirmed (it may still move).
     """
     clocks = []
+    provisional = set(model.calendar.provisional_years)
     for clock in case.clocks:
         zone = zone_for_region(clock.region)
         due = None if clock.due_at is None else clock.due_at.astimezone(zone)
@@ -68,6 +70,8 @@ def case_status(case: Case, model: Model, now: Any = None) -> dict[str, Any]:
                 "level": clock.level,
                 "region": clock.region,
                 "overdue": bool(now is not None and due is not None and due < now),
+                # A deadline counted on a year whose SKB is not confirmed yet may still move.
+                "provisional": due is not None and due.year in provisional,
             }
         )
     zone = zone_for_region(case.region)

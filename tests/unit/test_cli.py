@@ -300,3 +300,14 @@ def test_validate_finds_what_would_break_a_scenario_before_it_runs(tmp_path: Pat
         "has no UTC offset" in out and "2031, which the workflow's calendar does not cover" in out
     )
     assert "escalate_now" not in out  # a step that expects the rejection may send it
+
+
+def test_a_deadline_on_a_provisional_calendar_year_is_announced() -> None:
+    confirmed = lapor("deadline", "--start", "2026-03-02T10:00:00+07:00", "--duration",
+                      "3 working days", "--region", "ID-JK")  # fmt: skip
+    provisional = lapor("deadline", "--start", "2027-03-01T10:00:00+07:00", "--duration",
+                        "3 working days", "--region", "ID-JK")  # fmt: skip
+    assert confirmed.returncode == provisional.returncode == 0
+    assert "provisional" not in confirmed.stderr
+    assert provisional.stdout.strip() == "2027-03-04T23:59:59+07:00"
+    assert "2027's calendar is provisional" in provisional.stderr

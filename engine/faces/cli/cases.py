@@ -183,6 +183,8 @@ def status(
     for clock in view["clocks"]:
         if clock["running"]:
             late = "  OVERDUE" if clock["overdue"] else ""
+            if clock["provisional"]:
+                late += "  (on a provisional calendar: this date may still move)"
             typer.echo(
                 f"  clock {clock['name']}: due {local_time(clock['due_at'])} "
                 f"(level {clock['level']}){late}"

@@ -144,6 +144,11 @@ def deadline(
     working = _load_calendar(calendar if calendar is not None else use_project(project).calendars)
     due = working.due(instant(start), Duration.parse(duration), region)
     typer.echo(due.isoformat())
+    if due.year in working.provisional_years:
+        _echo_error(
+            f"note: {due.year}'s calendar is provisional (its SKB is not checked yet): "
+            "this date may still move"
+        )
 
 
 def _load_calendar(path: Path) -> WorkingCalendar:

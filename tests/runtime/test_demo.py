@@ -149,3 +149,37 @@ def test_lapor_demo_runs_and_reports(tmp_path: Path, processes: list[str]) -> No
         timeout=120,
     )
     assert status.returncode == 0 and status.stdout.startswith("LAPOR-DEMO-00000001")
+
+
+def test_missed_completion_counts_cases_not_lapses(models: Mapping[str, Model]) -> None:
+    """A completion clock restarted for the same agency (a dispute) and lapsing again is one
+    late case, so the report's share can never pass 100 %; a reroute starts afresh."""
+    from dataclasses import replace
+
+    from engine.apps.demo.driver import DemoStats
+    from engine.domain.events import Lapsed, Routed
+    from engine.domain.machine import Decision
+    from engine.runtime.clock import VirtualClock as Clock
+    from engine.runtime.memory import MemoryRuntime
+
+    intake = {"category": "kesehatan", "region": "ID-JK", "channel": "web", "description": "x"}
+    started = MemoryRuntime(models, Clock(DEMO_START)).start(
+        "sp4n-lapor", "LAPOR-DEMO-00000001", intake, at=DEMO_START
+    )
+    assert started.case is not None and started.record is not None
+    stats = DemoStats(1)
+    lapse = Lapsed("completion", DEMO_START, 0)
+
+    def seen(agency: str, *effects: object) -> None:
+        case = replace(started.case, agency=agency)  # type: ignore[type-var]
+        record = replace(started.record, seq=2)  # type: ignore[type-var]
+        stats.observe(Decision(case, effects, record))  # type: ignore[arg-type]
+
+    seen("kemenkes", Routed("kemenkes", "signal"))
+    seen("kemenkes", lapse)
+    seen("kemenkes", lapse)  # restarted by a dispute, lapsed again: still one late case
+    assert stats.agency_late == {"kemenkes": 1}
+    assert stats.worst_agencies()[0][2] == 1.0
+    seen("kemensos", Routed("kemensos", "signal"))
+    seen("kemensos", lapse)
+    assert stats.agency_late == {"kemenkes": 1, "kemensos": 1}

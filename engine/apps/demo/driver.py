@@ -33,7 +33,11 @@ DEMO_END = datetime(2026, 9, 30, 0, 0, tzinfo=UTC)
 
 @dataclass
 class DemoStats:
-    """Folded from each decision as it is made: flat memory, plus one float per case."""
+    """Folded from each decision as it is made: flat memory, plus one float and a byte per case.
+
+    ``agency_late`` counts cases, not lapses: a completion clock restarted for the same agency
+    (a dispute reopens it) and lapsing again is one late case, so the share stays a share.
+    """
 
     complaints: int
     decisions: int = 0
@@ -49,9 +53,11 @@ class DemoStats:
     agency_referred: Counter[str] = field(default_factory=Counter)
     opened: array[float] = field(default_factory=lambda: array("d"))
     close_days: array[float] = field(default_factory=lambda: array("d"))
+    late_counted: bytearray = field(default_factory=bytearray)  # per case, for its agency
 
     def __post_init__(self) -> None:
         self.opened = array("d", [0.0]) * (self.complaints + 1)
+        self.late_counted = bytearray(self.complaints + 1)
 
     def observe(self, decision: Decision) -> None:
         if decision.rejection is not None:
@@ -72,12 +78,18 @@ class DemoStats:
             elif isinstance(effect, Lapsed):
                 if effect.level == 0:
                     self.clocks_lapsed[effect.clock] += 1
-                    if effect.clock == "completion" and case.agency is not None:
+                    if (
+                        effect.clock == "completion"
+                        and case.agency is not None
+                        and not self.late_counted[index]
+                    ):
                         self.agency_late[case.agency] += 1
+                        self.late_counted[index] = 1
             elif isinstance(effect, Escalated):
                 self.escalations[(effect.level, effect.to)] += 1
             elif isinstance(effect, Routed):
                 self.agency_cases[effect.agency] += 1
+                self.late_counted[index] = 0  # a new agency: its own deadline to meet
             elif isinstance(effect, Closed):
                 self.outcomes[effect.outcome] += 1
                 if effect.outcome == "referred_to_ombudsman" and case.agency is not None:

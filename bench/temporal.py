@@ -176,7 +176,9 @@ def temporal_lifecycles(
     try:
         _wait_until(lambda: _listening(port), server, server_log)
         address, queue = f"127.0.0.1:{port}", "lapor-bench"
-        worker = _spawn(["worker", "--temporal", address, "--task-queue", queue], worker_log)
+        worker = _spawn(
+            ["worker", "--temporal", address, "--task-queue", queue, "--handler", "log"], worker_log
+        )
         _wait_until(lambda: b"worker: " in worker_log.read_bytes(), worker, worker_log)
 
         async def measure() -> dict[str, Any]:

@@ -85,9 +85,11 @@ def start_worker(
     *options: str,
     stderr: int | None = subprocess.DEVNULL,
 ) -> subprocess.Popen[bytes]:
-    """``lapor worker [options]`` on ``queue`` (stderr piped when asked, to read after it stops)."""
+    """``lapor worker [options]`` on ``queue`` (stderr piped when asked, to read after it stops);
+    deliveries are logged unless ``options`` name a handler."""
+    handlers = [] if "--handler" in options else ["--handler", "log"]
     return subprocess.Popen(
-        [*CLI, "worker", "--temporal", address, "--task-queue", queue, *options],
+        [*CLI, "worker", "--temporal", address, "--task-queue", queue, *handlers, *options],
         stdout=subprocess.DEVNULL,
         stderr=stderr,
     )

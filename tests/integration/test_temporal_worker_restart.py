@@ -200,7 +200,7 @@ class WorkerProcess:
         self._mark = log.stat().st_size if log.exists() else 0
         with log.open("ab") as sink:
             self.process = subprocess.Popen(
-                [*CLI, "worker", "--temporal", address, "--task-queue", queue],
+                [*CLI, "worker", "--temporal", address, "--task-queue", queue, "--handler", "log"],
                 stdout=sink,
                 stderr=sink,
             )

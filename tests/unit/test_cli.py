@@ -311,3 +311,10 @@ def test_a_deadline_on_a_provisional_calendar_year_is_announced() -> None:
     assert "provisional" not in confirmed.stderr
     assert provisional.stdout.strip() == "2027-03-04T23:59:59+07:00"
     assert "2027's calendar is provisional" in provisional.stderr
+
+
+def test_a_worker_without_a_delivery_handler_refuses_to_start() -> None:
+    """Deliver-to-nowhere is never a default: a Temporal delivery cannot wait for a handler."""
+    result = lapor("worker", "--temporal", "127.0.0.1:1")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "lapor worker needs --handler" in result.stderr

@@ -192,7 +192,9 @@ def worker(
     ] = None,
     handler: Annotated[
         list[str] | None,
-        typer.Option(help="Delivery handler: log, webhook:URL, NAME[:ARG]; repeatable."),
+        typer.Option(
+            help="Delivery handler: log, webhook:URL, NAME[:ARG]; repeatable, at least one."
+        ),
     ] = None,
 ) -> None:
     """Run a Temporal worker for case workflows until SIGINT/SIGTERM."""
@@ -204,9 +206,17 @@ def worker(
         "max_workflow_tasks": max_workflow_tasks,
         "max_activities": max_activities,
     }
+    from engine.domain.errors import LaporError
     from engine.runtime.handlers import load_handlers
 
-    delivery = load_handlers(handler or ["log"])
+    if not handler:
+        # A delivery no handler takes can only be retried until Temporal gives up on it: there
+        # is no keeping it for later as the embedded outbox does, so the choice is explicit.
+        raise LaporError(
+            "lapor worker needs --handler: --handler webhook:URL (or a plug-in) to tell agencies, "
+            "reporters and Ombudsman RI, or --handler log to only log what they should be told"
+        )
+    delivery = load_handlers(handler)
     tune_for_long_runs()
     asyncio.run(run_worker(target=target, limits=limits, handlers=delivery))
     # ``lapor`` leaves without interpreter finalisation from here (``engine.faces.cli.main.run``).

@@ -5,10 +5,14 @@ Temporal servers.
 ``workers.servers.ensure_servers``): the first run on a fresh machine builds the Temporal CLI
 with Go and fetches the Java test server from Maven Central, which takes minutes; later runs
 reuse the cache under ``${LAPOR_CACHE:-~/.cache/lapor-sla}/temporal`` and return at once.
+
+The suite generates its own identity master key (``$LAPOR_IDENTITY_KEY``) for every runtime and
+``lapor`` process it starts, and never reads a key file of the machine's (``$LAPOR_KEY_FILE``).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
@@ -18,6 +22,7 @@ import pytest
 from engine.definitions.loader import load_models
 from engine.domain.model import Model
 from engine.runtime.clock import VirtualClock
+from engine.runtime.identity import KEY_ENV, KEY_FILE_ENV, new_key
 from engine.runtime.memory import MemoryRuntime
 from workers import servers
 
@@ -53,6 +58,8 @@ def make_runtime(models: Mapping[str, Model]) -> RuntimeFactory:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    os.environ.pop(KEY_FILE_ENV, None)
+    os.environ[KEY_ENV] = new_key()
     config.addinivalue_line(
         "markers",
         "temporal: needs the real Temporal servers (provisioned by scripts/temporal-server.sh)",

@@ -59,7 +59,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from engine.domain.case import Case
 from engine.domain.errors import LaporError
-from engine.domain.events import Rejection, Started, effect_from_json
+from engine.domain.events import SEMANTICS, Rejection, Started, effect_from_json
 from engine.domain.machine import Decision, decide, wake_at
 from engine.domain.model import Model
 from engine.domain.records import HistoryRecord
@@ -70,11 +70,13 @@ from engine.runtime.contract import (
     StartCommand,
     check_key_reuse,
     model_for_workflow,
+    reporter_refusal,
     request_fingerprint,
+    with_reporter_token,
 )
 from engine.runtime.delivery import DeliveryReport
 from engine.runtime.errors import KeyReuseError, RuntimeUnavailableError, UnknownCaseError
-from engine.runtime.identity import KEY_ENV, IdentitySeal
+from engine.runtime.identity import KEY_ENV, KEY_FILE_ENV, KeyRing
 from workers.connection import TemporalTarget
 from workers.workflow import CaseInput, CaseWorkflow
 
@@ -170,7 +172,7 @@ class TemporalRuntime(Runtime):
         models: Mapping[str, Model] | None = None,
         query_timeout: timedelta = QUERY_TIMEOUT,
         time_skipping: WorkflowEnvironment | None = None,
-        seal: IdentitySeal | None = None,
+        keyring: KeyRing | None = None,
         continue_after: int = 500,
         history_keep: int = 100,
         owns_loop: bool = False,
@@ -180,7 +182,7 @@ class TemporalRuntime(Runtime):
         self.models: dict[str, Model] = dict(models or {})
         self.query_timeout = query_timeout
         self.env = time_skipping
-        self.seal = seal if seal is not None else IdentitySeal.from_env()
+        self.keyring = keyring if keyring is not None else KeyRing.from_env()
         self.continue_after = continue_after
         self.history_keep = history_keep
         self.first_run_ids: dict[str, str] = {}
@@ -216,9 +218,15 @@ class TemporalRuntime(Runtime):
 
     async def _execute(self, command: Command, at: datetime | None) -> Outcome:
         if isinstance(command, StartCommand):
-            return await self._start(command, at)
+            return with_reporter_token(self.keyring, await self._start(command, at))
         if at is not None:
             await self._skip_to(command.case_id, at)
+        # Checked here, before the signal reaches the server: the token must never sit in the
+        # workflow's event history.
+        refusal = reporter_refusal(self.keyring, command)
+        if refusal is not None:
+            case = await self._case(command.case_id)
+            return Outcome(command.case_id, Decision(case, rejection=refusal))
         return await self._signal(command)
 
     def case(self, case_id: str) -> Case:
@@ -237,7 +245,17 @@ class TemporalRuntime(Runtime):
         sealed = request.get("reporter_sealed")
         if not sealed:
             return None
-        return self._seal().open(case_id, sealed)
+        return self._keyring().open_text(case_id, sealed)
+
+    def erase_reporter(self, case_id: str, at: datetime | None = None) -> bool:
+        """Not possible here: the sealed identity is part of the workflow's start input, in the
+        server's event history, until the namespace's retention period removes the closed run."""
+        self.case(case_id)
+        raise LaporError(
+            f"case {case_id}: an identity cannot be erased on Temporal; its sealed form stays in "
+            "the workflow's event history until the namespace's retention period removes it "
+            "(run cases that need erasure on the embedded runtime)"
+        )
 
     def advance_to(self, moment: datetime) -> None:
         """Time-skipping server: skip to ``moment`` and wait until every case started here has
@@ -287,13 +305,13 @@ class TemporalRuntime(Runtime):
 
     # --- starts ------------------------------------------------------------------------------
 
-    def _seal(self) -> IdentitySeal:
-        if self.seal is None:
+    def _keyring(self) -> KeyRing:
+        if self.keyring is None:
             raise LaporError(
                 "a reporter identity on Temporal is sealed before it reaches the server: set "
-                f"${KEY_ENV} (32 bytes, URL-safe base64) on every client that starts or reads cases"
+                f"${KEY_FILE_ENV} or ${KEY_ENV} on every client that starts or reads cases"
             )
-        return self.seal
+        return self.keyring
 
     async def _start(self, command: StartCommand, at: datetime | None) -> Outcome:
         model = model_for_workflow(self.models, command.workflow)
@@ -304,7 +322,7 @@ class TemporalRuntime(Runtime):
         self._offsets[command.case_id] = offset
         sealed = None
         if command.reporter:
-            sealed = self._seal().seal(command.case_id, command.reporter)
+            sealed = self._keyring().seal(command.case_id, command.reporter).to_text()
         params = CaseInput(
             model_json=json.dumps(model.to_data()),
             case_id=command.case_id,
@@ -316,6 +334,7 @@ class TemporalRuntime(Runtime):
             key=command.key,
             fingerprint=None if command.key is None else request_fingerprint(command),
             reporter_sealed=sealed,
+            semantics=SEMANTICS,
         )
         try:
             return await self._start_run(params, WorkflowIDReusePolicy.REJECT_DUPLICATE)

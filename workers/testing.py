@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import asyncio
-import secrets
 import uuid
 from collections.abc import Coroutine, Mapping, Sequence
 from datetime import datetime
@@ -23,7 +22,7 @@ from temporalio.worker import Worker
 from engine.domain.model import Model
 from engine.runtime.delivery import DeliveryHandler
 from engine.runtime.handlers import LogHandler
-from engine.runtime.identity import IdentitySeal
+from engine.runtime.identity import KeyRing
 from workers import servers
 from workers.runtime import LoopThread, TemporalRuntime
 from workers.worker import case_worker
@@ -37,14 +36,14 @@ class TimeSkippingHarness:
     """A loop thread plus a running time-skipping test server; builds runtimes on it."""
 
     def __init__(
-        self, *, handlers: Sequence[DeliveryHandler] | None = None, seal: IdentitySeal | None = None
+        self, *, handlers: Sequence[DeliveryHandler] | None = None, keyring: KeyRing | None = None
     ) -> None:
         # By default effects are logged, as ``lapor worker`` does without --handler: a worker
         # with no handler retries every delivery, and on this server each retry's backoff
         # skips time, moving every case's clock with it.
         self.handlers = [LogHandler()] if handlers is None else list(handlers)
         # Identities in scenarios are sealed under a key that lives as long as the harness.
-        self.seal = seal or IdentitySeal(secrets.token_bytes(32))
+        self.keyring = keyring or KeyRing.generate("harness")
         self._loop: LoopThread | None = None
         self._cm: Any = None
         self.env: WorkflowEnvironment | None = None
@@ -81,7 +80,7 @@ class TimeSkippingHarness:
         task_queue = f"lapor-cases-{uuid.uuid4()}"
         chosen = self.handlers if handlers is None else list(handlers)
         self._loop.run(self._start_worker(task_queue, chosen))
-        options.setdefault("seal", self.seal)
+        options.setdefault("keyring", self.keyring)
         runtime = TemporalRuntime(
             self.env.client,
             self._loop,

@@ -119,6 +119,9 @@ class CaseInput:
     reporter_sealed: str | None = None
     #: Keys of the signals decided so far: key -> [fingerprint, seq] (carried when continuing).
     keys: dict[str, list[Any]] | None = None
+    #: The decision-rule version (``engine.domain.events.SEMANTICS``); runs started before the
+    #: field existed were decided under version 1 and must replay so.
+    semantics: int = 1
 
 
 @dataclass
@@ -184,7 +187,12 @@ class CaseWorkflow:
             # predates them (unpatched) has none yet.
             self._index()
         else:
-            event = Started(params.case_id, dict(params.data), Actor.parse(params.actor))
+            event = Started(
+                params.case_id,
+                dict(params.data),
+                Actor.parse(params.actor),
+                semantics=params.semantics,
+            )
             decision = decide(self._model, None, event, self._now())
             self._started = True
             if decision.rejection is not None:

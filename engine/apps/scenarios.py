@@ -63,6 +63,9 @@ class EscalationExpectation(_Strict):
     to: str
     at: str | None = Field(default=None, description="When the escalation was decided.")
     due_at: str | None = Field(default=None, description="The new rung's deadline.")
+    joined: list[str] | None = Field(
+        default=None, description="The other clocks that share this notice (same rung, instant)."
+    )
 
 
 class LapseExpectation(_Strict):
@@ -278,7 +281,13 @@ def run_scenario(
         else:
             assert step.signal is not None and step.actor is not None and step.at is not None
             signal = Signal(step.signal, Actor.parse(step.actor), step.data, step.key)
-            decision = runtime.signal(case_id, signal, at=_time(step.at, f"steps[{number}].at"))
+            # The scenario's reporter is the case's: its signals carry the token the start gave.
+            decision = runtime.signal(
+                case_id,
+                signal,
+                at=_time(step.at, f"steps[{number}].at"),
+                reporter_token=started.reporter_token,
+            )
         expectation = step.expect or Expectation()
         label = f"step {number} ({step.signal or 'until ' + str(step.until)})"
         if decision is not None and decision.rejection is not None and expectation.rejected is None:
@@ -421,6 +430,9 @@ def _check_escalations(
             problems.append(
                 f"escalation {index}: expected due {want.due_at}, got {effect['due_at']}"
             )
+        joined = effect.get("joined", [])
+        if want.joined is not None and want.joined != joined:
+            problems.append(f"escalation {index}: expected joined by {want.joined}, got {joined}")
     return problems
 
 

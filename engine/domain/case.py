@@ -96,6 +96,7 @@ class Case:
     closed_at: datetime | None = None
     seq: int = 0
     head: str = GENESIS
+    semantics: int = 1  # the decision-rule version pinned at start (``events.SEMANTICS``)
     reporter: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -152,6 +153,7 @@ class Case:
         _set(new, "closed_at", get("closed_at", self.closed_at))
         _set(new, "seq", get("seq", self.seq))
         _set(new, "head", get("head", self.head))
+        _set(new, "semantics", get("semantics", self.semantics))
         _set(new, "reporter", get("reporter", self.reporter))
         return new
 
@@ -174,6 +176,7 @@ class Case:
             "closed_at": None if self.closed_at is None else self.closed_at.isoformat(),
             "seq": self.seq,
             "head": self.head,
+            "semantics": self.semantics,
         }
         if include_reporter:
             out["reporter"] = dict(self.reporter)
@@ -199,6 +202,7 @@ class Case:
             closed_at=None if data["closed_at"] is None else instant(data["closed_at"]),
             seq=data["seq"],
             head=data["head"],
+            semantics=data.get("semantics", 1),
             reporter=MappingProxyType(dict(data.get("reporter") or {})),
         )
 

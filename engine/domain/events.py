@@ -20,6 +20,7 @@ from engine.domain.calendar import Duration
 from engine.domain.errors import LaporError
 
 __all__ = [
+    "SEMANTICS",
     "WORLD_EFFECTS",
     "Actor",
     "ClockLapsed",
@@ -125,22 +126,41 @@ SYSTEM = Actor("system")
 # --- events (inputs) ---------------------------------------------------------------------------
 
 
+SEMANTICS = 2
+"""The version of the decision rules a new case is started under, pinned in its start record.
+
+A change to what ``decide`` does for the same inputs gets a new number, and the old rules stay:
+a recorded history re-derives under the version it was decided by, forever.
+
+1. the first rules;
+2. clocks lapsing to the same rung of a ladder at the same instant give one escalation notice
+   (``Escalated.joined`` names the others), not one per clock.
+"""
+
+
 @dataclass(frozen=True, slots=True)
 class Started:
-    """A new complaint. ``reporter`` holds the identity and is never recorded or logged."""
+    """A new complaint. ``reporter`` holds the identity and is never recorded or logged.
+
+    ``semantics`` is the decision-rule version the case is pinned to (``SEMANTICS`` for a new
+    case; a recorded start without the field was decided under version 1)."""
 
     case_id: str
     data: Mapping[str, Any]
     actor: Actor = SYSTEM
     reporter: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    semantics: int = SEMANTICS
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "kind": "started",
             "case_id": self.case_id,
             "actor": str(self.actor),
             "data": dict(self.data),
         }
+        if self.semantics != 1:  # version-1 start records stay byte-identical
+            out["semantics"] = self.semantics
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,7 +205,12 @@ Event = Started | Signal | ClockLapsed
 def event_from_json(data: Mapping[str, Any]) -> Event:
     kind = data.get("kind")
     if kind == "started":
-        return Started(data["case_id"], dict(data["data"]), Actor.parse(data["actor"]))
+        return Started(
+            data["case_id"],
+            dict(data["data"]),
+            Actor.parse(data["actor"]),
+            semantics=_semantics(data.get("semantics", 1)),
+        )
     if kind == "signal":
         return Signal(data["name"], Actor.parse(data["actor"]), dict(data["data"]), data.get("key"))
     if kind == "clock_lapsed":
@@ -236,12 +261,16 @@ class Lapsed:
 
 @dataclass(frozen=True, slots=True)
 class Escalated:
-    """The case climbed to ``level`` of its ladder; ``due_at`` is that rung's deadline, if any."""
+    """The case climbed to ``level`` of its ladder; ``due_at`` is that rung's deadline, if any.
+
+    ``joined`` names the other clocks that lapsed to the same rung at the same instant and share
+    this one notice (semantics 2)."""
 
     clock: str
     level: int
     to: str
     due_at: datetime | None
+    joined: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -328,11 +357,21 @@ _ENCODERS: dict[type[Any], Callable[[Any], dict[str, Any]]] = {
         "level": e.level,
         "to": e.to,
         "due_at": _due_text(e.due_at),
+        **({"joined": list(e.joined)} if e.joined else {}),
     },
     Routed: lambda e: {"kind": "routed", "agency": e.agency, "via": e.via},
     Notify: lambda e: {"kind": "notify", "to": e.to, "template": e.template},
     Closed: lambda e: {"kind": "closed", "outcome": e.outcome},
 }
+
+
+def _semantics(value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= SEMANTICS:
+        raise LaporError(
+            f"a start record names decision semantics {value!r}; this engine knows 1 to "
+            f"{SEMANTICS} (upgrade lapor-sla to read it)"
+        )
+    return value
 
 
 def effect_to_json(effect: Effect) -> dict[str, Any]:
@@ -345,6 +384,9 @@ def effect_from_json(data: Mapping[str, Any]) -> Effect:
         raise LaporError(f"unknown effect kind {data.get('kind')!r}")
     values: dict[str, Any] = {}
     for name in cls.__slots__:
+        if name == "joined":  # written only when not empty
+            values[name] = tuple(data.get(name, ()))
+            continue
         value = data[name]
         if name == "due_at" and value is not None:
             value = instant(value)
@@ -372,6 +414,7 @@ class Rejection:
         "closed",
         "already_started",
         "not_started",
+        "not_the_reporter",
     ]
     reason: str
 

@@ -182,6 +182,7 @@ def _start(model: Model, event: Started, now: datetime) -> Decision:
         region=region,
         opened_at=now,
         last_at=now,
+        semantics=event.semantics,
         reporter=event.reporter,
     )
     effects: list[Effect] = [Entered(state.name, state.status)]
@@ -446,18 +447,53 @@ def _lapse(
     level = max(case.escalation_level, number)
     escalated_to = rung.to if number >= case.escalation_level else case.escalated_to
     if rung.final or rung.deadline is None:
-        effects.append(Escalated(clock.name, number, rung.to, None))
-        effects.append(Notify(rung.to, rung.notify))
+        _escalate(case, Escalated(clock.name, number, rung.to, None), state, rung.notify, effects)
         case = case.evolve(escalation_level=level, escalated_to=escalated_to, clocks=remaining)
         if rung.fire is not None:
             case = _fire(model, case, rung.fire, state.due_at, effects)
         return case
     due = model.calendar.due(state.due_at, rung.deadline, state.region)
-    effects.append(Escalated(clock.name, number, rung.to, due))
-    effects.append(Notify(rung.to, rung.notify))
+    _escalate(case, Escalated(clock.name, number, rung.to, due), state, rung.notify, effects)
     climbed = ClockState(clock.name, True, due, None, rung.deadline.unit, number, state.region)
     clocks = tuple(climbed if c.name == clock.name else c for c in case.clocks)
     return case.evolve(escalation_level=level, escalated_to=escalated_to, clocks=clocks)
+
+
+def _escalate(
+    case: Case, escalated: Escalated, lapsed: ClockState, notify: str, effects: list[Effect]
+) -> None:
+    """Record the climb and tell the rung; from semantics 2 a clock that lapsed to a rung some
+    other clock reached at the same instant joins that notice instead of sending its own."""
+    if case.semantics >= 2:
+        index = _same_rung_notice(escalated, lapsed.due_at, effects)
+        if index is not None:
+            first = effects[index]
+            assert isinstance(first, Escalated)
+            effects[index] = Escalated(
+                first.clock, first.level, first.to, first.due_at, (*first.joined, escalated.clock)
+            )
+            return
+    effects.append(escalated)
+    effects.append(Notify(escalated.to, notify))
+
+
+def _same_rung_notice(
+    escalated: Escalated, lapsed_at: datetime | None, effects: list[Effect]
+) -> int | None:
+    """Where in ``effects`` an escalation to the same rung and deadline, after a lapse at the
+    same instant, already stands."""
+    lapse: datetime | None = None
+    for index, effect in enumerate(effects):
+        if isinstance(effect, Lapsed):
+            lapse = effect.due_at
+        elif (
+            isinstance(effect, Escalated)
+            and lapse == lapsed_at
+            and (effect.level, effect.to, effect.due_at)
+            == (escalated.level, escalated.to, escalated.due_at)
+        ):
+            return index
+    return None
 
 
 def _fire(model: Model, case: Case, trigger: str, at: datetime, effects: list[Effect]) -> Case:

@@ -34,7 +34,7 @@ from engine.domain.machine import allowed_signals
 from engine.domain.model import Model
 from engine.domain.records import HistoryRecord
 from engine.runtime.clock import Clock, WallClock
-from engine.runtime.contract import Outcome, Runtime, keyed_case_id
+from engine.runtime.contract import Outcome, Runtime, check_identity_reader, keyed_case_id
 
 __all__ = ["Client", "case_status", "new_case_id"]
 
@@ -182,10 +182,26 @@ class Client:
         actor: str | Actor,
         data: Mapping[str, Any] | None = None,
         key: str | None = None,
+        reporter_token: str | None = None,
     ) -> Outcome:
-        """Send signal ``name`` as ``actor`` (``admin:nasional``, ``agency:kemenkes``...)."""
+        """Send signal ``name`` as ``actor`` (``admin:nasional``, ``agency:kemenkes``...); as
+        ``reporter``, with the ``reporter_token`` the case's start answered."""
         who = actor if isinstance(actor, Actor) else Actor.parse(actor)
-        return self.runtime.signal(case_id, Signal(name, who, dict(data or {}), key))
+        signal = Signal(name, who, dict(data or {}), key)
+        return self.runtime.signal(case_id, signal, reporter_token=reporter_token)
+
+    def identity(self, case_id: str, *, actor: str | Actor) -> Mapping[str, Any] | None:
+        """The identity the reporter gave, for a role allowed to read it (Admin Nasional);
+        ``IdentityAccessError`` for any other, ``IdentityErasedError`` once erased."""
+        who = actor if isinstance(actor, Actor) else Actor.parse(actor)
+        return self.runtime.identity_for(case_id, who)
+
+    def erase_identity(self, case_id: str, *, actor: str | Actor) -> bool:
+        """Erase the reporter's identity for good (UU 27/2022), as a role allowed to read it;
+        whether there was one to erase."""
+        who = actor if isinstance(actor, Actor) else Actor.parse(actor)
+        check_identity_reader(who, case_id)
+        return self.runtime.erase_reporter(case_id, self.clock.now())
 
     def case(self, case_id: str) -> Case:
         return self.runtime.case(case_id)

@@ -23,7 +23,14 @@ runtime (``engine.sql.embedded``) and the Temporal runtime (``workers.runtime``)
   runtime's delivery handlers once, as an ``OutboxMessage`` with the idempotency key
   ``case:seq:index``; ``deliver`` hands over what is due and says what happened.
 - **The reporter's identity** given at start is kept apart from the case: never in its history,
-  its effects or a delivery; ``reporter(case_id)`` returns it to reporter-facing callers only.
+  its effects or a delivery; stored only sealed under the runtime's key ring
+  (``engine.runtime.identity``). ``reporter(case_id)`` opens it for the engine's own
+  reporter-facing work; a caller gets it through ``identity_for`` only in a role allowed to read
+  it (``IDENTITY_READERS``). ``erase_reporter`` erases it for good.
+- **Who may act as the reporter.** An accepted start answers a ``reporter_token``; a signal in
+  the role ``reporter`` is refused (``not_the_reporter``) unless it carries that case's token.
+  The token never enters a history. Other roles are asserted by the caller, who is trusted to
+  (the HTTP API authenticates them); ``system`` is never accepted from outside (the core).
 """
 
 from __future__ import annotations
@@ -42,20 +49,29 @@ from engine.domain.machine import Decision
 from engine.domain.model import Model
 from engine.domain.records import HistoryRecord
 from engine.runtime.delivery import DeliveryReport
-from engine.runtime.errors import KeyReuseError, UnknownWorkflowError
+from engine.runtime.errors import IdentityAccessError, KeyReuseError, UnknownWorkflowError
+from engine.runtime.identity import KeyRing
 
 __all__ = [
+    "IDENTITY_READERS",
     "Command",
     "Outcome",
     "Runtime",
     "SignalCommand",
     "StartCommand",
+    "check_identity_reader",
     "check_key_reuse",
     "decision_instant",
     "keyed_case_id",
     "model_for_workflow",
+    "reporter_refusal",
     "request_fingerprint",
+    "with_reporter_token",
 ]
+
+IDENTITY_READERS = ("admin",)
+"""The roles that may read a reporter's identity: Admin Nasional, who verifies the report and
+may need to contact the reporter. Never an agency (``anonymous``), never the public."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,10 +93,12 @@ class StartCommand:
 
 @dataclass(frozen=True, slots=True)
 class SignalCommand:
-    """Send ``signal`` to case ``case_id``."""
+    """Send ``signal`` to case ``case_id``; in the role ``reporter``, with the case's
+    ``reporter_token`` (checked by the runtime, never recorded)."""
 
     case_id: str
     signal: Signal
+    reporter_token: str | None = field(default=None, repr=False)
 
     @property
     def key(self) -> str | None:
@@ -95,12 +113,14 @@ class Outcome:
     """What one command did: the core's decision, and whether it is a replay.
 
     ``replayed``: the command's idempotency key was used before with the same request; this is
-    that first call's outcome again and nothing new was recorded.
+    that first call's outcome again and nothing new was recorded. ``reporter_token``: on an
+    accepted start, what the reporter acts with (``None`` when the runtime has no key ring).
     """
 
     case_id: str
     decision: Decision
     replayed: bool = False
+    reporter_token: str | None = field(default=None, repr=False)
 
     @property
     def accepted(self) -> bool:
@@ -179,6 +199,40 @@ def check_key_reuse(key: str, stored: str | None, command: Command, case_id: str
         raise KeyReuseError(key, case_id)
 
 
+def reporter_refusal(keyring: KeyRing | None, command: SignalCommand) -> Rejection | None:
+    """Why a signal in the role ``reporter`` may not act on its case, or ``None``."""
+    if command.signal.actor.role != "reporter":
+        return None
+    if not command.reporter_token:
+        return Rejection(
+            "not_the_reporter",
+            "the reporter acts with the reporter token handed out when the case was started",
+        )
+    if keyring is None or not keyring.is_reporter_token(command.case_id, command.reporter_token):
+        return Rejection(
+            "not_the_reporter", f"that reporter token is not the one of case {command.case_id}"
+        )
+    return None
+
+
+def with_reporter_token(keyring: KeyRing | None, outcome: Outcome) -> Outcome:
+    """``outcome`` of a start, with the reporter's token when it opened (or replayed) a case."""
+    if keyring is None or not outcome.accepted:
+        return outcome
+    return Outcome(
+        outcome.case_id,
+        outcome.decision,
+        outcome.replayed,
+        keyring.reporter_token(outcome.case_id),
+    )
+
+
+def check_identity_reader(actor: Actor, case_id: str) -> None:
+    """Raise ``IdentityAccessError`` unless ``actor``'s role may read a reporter's identity."""
+    if actor.role not in IDENTITY_READERS:
+        raise IdentityAccessError(case_id, actor, IDENTITY_READERS)
+
+
 def decision_instant(case: Case, now: datetime) -> datetime:
     """When a runtime decides an event that reaches ``case`` at ``now``: ``now``, or the case's
     last decision if ``now`` is before it (and the record says so).
@@ -226,8 +280,15 @@ class Runtime(Protocol):
         command = StartCommand(workflow, case_id, dict(data), dict(reporter or {}), actor, key)
         return self.execute([command], at)[0]
 
-    def signal(self, case_id: str, signal: Signal, *, at: datetime | None = None) -> Outcome:
-        return self.execute([SignalCommand(case_id, signal)], at)[0]
+    def signal(
+        self,
+        case_id: str,
+        signal: Signal,
+        *,
+        at: datetime | None = None,
+        reporter_token: str | None = None,
+    ) -> Outcome:
+        return self.execute([SignalCommand(case_id, signal, reporter_token)], at)[0]
 
     def register(self, models: Mapping[str, Model]) -> None:
         """Make ``models`` the ones new cases of their workflows start under (cases already
@@ -247,7 +308,20 @@ class Runtime(Protocol):
         ...
 
     def reporter(self, case_id: str) -> Mapping[str, Any] | None:
-        """The identity the reporter gave at start, for reporter-facing callers only."""
+        """The identity the reporter gave at start (``None``: none given; erased:
+        ``IdentityErasedError``), opened for the engine's reporter-facing work; callers go
+        through ``identity_for``."""
+        ...
+
+    def identity_for(self, case_id: str, actor: Actor) -> Mapping[str, Any] | None:
+        """The reporter's identity for ``actor``, if its role may read it (``IDENTITY_READERS``;
+        otherwise ``IdentityAccessError``). Raises ``IdentityErasedError`` once erased."""
+        check_identity_reader(actor, case_id)
+        self.case(case_id)  # an unknown case is UnknownCaseError, not "no identity"
+        return self.reporter(case_id)
+
+    def erase_reporter(self, case_id: str, at: datetime | None = None) -> bool:
+        """Erase the reporter's identity for good (UU 27/2022); whether there was one."""
         ...
 
     def advance_to(self, moment: datetime) -> None:

@@ -9,11 +9,15 @@ message that says what happened and what to do.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 
 from engine.domain.errors import LaporError
+from engine.domain.events import Actor
 
 __all__ = [
     "ConcurrencyError",
+    "IdentityAccessError",
+    "IdentityErasedError",
     "IntegrityViolationError",
     "KeyReuseError",
     "RuntimeUnavailableError",
@@ -52,6 +56,29 @@ class KeyReuseError(LaporError):
         super().__init__(
             f"idempotency key {key!r} was already used for a different request (case "
             f"{case_id}); a retry must repeat the request exactly, a new request needs a new key"
+        )
+
+
+class IdentityAccessError(LaporError):
+    """A caller in a role that may not read reporters' identities asked for one (refused by
+    policy, like a rejection)."""
+
+    def __init__(self, case_id: str, actor: Actor, readers: Iterable[str]) -> None:
+        self.case_id = case_id
+        super().__init__(
+            f"case {case_id}: the role {actor.role!r} may not read the reporter's identity; "
+            f"only {', '.join(readers)} may"
+        )
+
+
+class IdentityErasedError(LaporError):
+    """The reporter's identity was erased; nobody can read it any more."""
+
+    def __init__(self, case_id: str, erased_at: datetime) -> None:
+        self.case_id = case_id
+        self.erased_at = erased_at
+        super().__init__(
+            f"case {case_id}: the reporter's identity was erased on {erased_at.isoformat()}"
         )
 
 

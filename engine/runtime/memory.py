@@ -26,7 +26,9 @@ from engine.runtime.contract import (
     StartCommand,
     check_key_reuse,
     model_for_workflow,
+    reporter_refusal,
     request_fingerprint,
+    with_reporter_token,
 )
 from engine.runtime.delivery import (
     DeliveryHandler,
@@ -35,7 +37,8 @@ from engine.runtime.delivery import (
     handler_for,
     messages_for,
 )
-from engine.runtime.errors import UnknownCaseError
+from engine.runtime.errors import IdentityErasedError, UnknownCaseError
+from engine.runtime.identity import KeyRing
 
 __all__ = ["MemoryRuntime"]
 
@@ -49,7 +52,8 @@ class _UsedKey:
 
 class MemoryRuntime(Runtime):
     """``handlers`` receive every world-facing effect when ``deliver`` is called; a handler that
-    raises keeps its message for the next call (no backoff: this is a simulation)."""
+    raises keeps its message for the next call (no backoff: this is a simulation). Reporter
+    tokens come from ``keyring`` (by default a fresh one: a simulation's tokens die with it)."""
 
     def __init__(
         self,
@@ -58,8 +62,10 @@ class MemoryRuntime(Runtime):
         *,
         observer: Callable[[Decision], None] | None = None,
         handlers: Sequence[DeliveryHandler] = (),
+        keyring: KeyRing | None = None,
     ) -> None:
         self.models = dict(models)
+        self.keyring = keyring or KeyRing.generate()
         self.clock = clock
         self.observer = observer
         self.handlers = list(handlers)
@@ -67,6 +73,7 @@ class MemoryRuntime(Runtime):
         self._history: dict[str, list[HistoryRecord]] = {}
         self._models_by_case: dict[str, Model] = {}
         self._reporters: dict[str, Mapping[str, Any]] = {}
+        self._erased: dict[str, datetime] = {}
         self._keys: dict[str, _UsedKey] = {}
         self._outbox: list[OutboxMessage] = []
         self._timers: list[tuple[datetime, int, str, str, datetime]] = []
@@ -78,6 +85,17 @@ class MemoryRuntime(Runtime):
         return [self._execute_one(command) for command in commands]
 
     def _execute_one(self, command: Command) -> Outcome:
+        if isinstance(command, StartCommand):
+            return with_reporter_token(self.keyring, self._decide(command))
+        case = self.case(command.case_id)
+        refusal = reporter_refusal(self.keyring, command)
+        if refusal is not None:
+            return Outcome(
+                command.case_id, self._store(command.case_id, Decision(case, rejection=refusal))
+            )
+        return self._decide(command)
+
+    def _decide(self, command: Command) -> Outcome:
         key = command.key
         if key is not None and key in self._keys:
             used = self._keys[key]
@@ -160,7 +178,17 @@ class MemoryRuntime(Runtime):
     def reporter(self, case_id: str) -> Mapping[str, Any] | None:
         if case_id not in self._cases:
             raise UnknownCaseError(case_id)
+        if case_id in self._erased:
+            raise IdentityErasedError(case_id, self._erased[case_id])
         return self._reporters.get(case_id)
+
+    def erase_reporter(self, case_id: str, at: datetime | None = None) -> bool:
+        self.case(case_id)
+        if case_id in self._erased or case_id not in self._reporters:
+            return False
+        del self._reporters[case_id]
+        self._erased[case_id] = at or self.clock.now()
+        return True
 
     def close(self) -> None:
         """Nothing to release."""

@@ -23,6 +23,7 @@ from engine.domain.machine import Decision, wake_at
 from engine.domain.records import HistoryRecord
 from engine.runtime.delivery import delivery_key
 from engine.runtime.errors import ConcurrencyError
+from engine.runtime.identity import SealedIdentity
 from engine.sql.store import SCAN_START, ScanPosition, chunks, epoch_us
 from engine.sql.tables import (
     cases,
@@ -253,7 +254,7 @@ class GroupCommit:
         *,
         key: str | None = None,
         fingerprint: str | None = None,
-        reporter: Mapping[str, Any] | None = None,
+        reporter: SealedIdentity | None = None,
     ) -> None:
         """Record an accepted decision's rows; later decisions of the case see its result.
         ``key`` is stored with the request's ``fingerprint``."""
@@ -262,9 +263,14 @@ class GroupCommit:
         tracked = self.tracked.get(case.id)
         if tracked is None:
             tracked = self.tracked[case.id] = PendingCase(case, None)
-            if reporter:
+            if reporter is not None:
                 self.rows.reporters.append(
-                    {"case_id": case.id, "identity": canonical_json(dict(reporter))}
+                    {
+                        "case_id": case.id,
+                        "key_id": reporter.key_id,
+                        "wrapped_key": reporter.wrapped_key,
+                        "sealed": reporter.ciphertext,
+                    }
                 )
         tracked.case = case
         self.mark_dirty(case.id)

@@ -41,21 +41,26 @@ from engine.runtime.contract import (
     Command,
     Outcome,
     Runtime,
+    SignalCommand,
     StartCommand,
     check_key_reuse,
     decision_instant,
     model_for_workflow,
+    reporter_refusal,
     request_fingerprint,
+    with_reporter_token,
 )
 from engine.runtime.delivery import DeliveryHandler, DeliveryReport
 from engine.runtime.errors import (
     ConcurrencyError,
+    IdentityErasedError,
     IntegrityViolationError,
     SchemaMissingError,
     StoreBusyError,
     StoreError,
     UnknownCaseError,
 )
+from engine.runtime.identity import KEY_ENV, KEY_FILE_ENV, IdentityError, KeyRing, SealedIdentity
 from engine.sql import store
 from engine.sql.batch import GroupCommit, PendingCase
 from engine.sql.outbox import OutboxDelivery
@@ -96,6 +101,7 @@ class EmbeddedRuntime(Runtime):
         batch_size: int = 1000,
         shard: tuple[int, int] | None = None,
         handlers: Sequence[DeliveryHandler] = (),
+        keyring: KeyRing | None = None,
     ) -> None:
         if batch_size < 1:
             raise LaporError(f"batch_size must be >= 1, got {batch_size}")
@@ -110,6 +116,9 @@ class EmbeddedRuntime(Runtime):
                 )
         self.shard = shard
         self.engine = engine
+        # Seals reporters' identities and signs reporter tokens; from the environment unless
+        # given (``engine.runtime.identity``). Without one, a start carries no identity.
+        self.keyring = keyring if keyring is not None else KeyRing.from_env()
         self.handlers = list(handlers)
         self._delivery: OutboxDelivery | None = None
         self.models: dict[str, Model] = {}
@@ -205,6 +214,7 @@ class EmbeddedRuntime(Runtime):
             now = self.clock.now()
         if not commands:
             return []
+        self._check_sealable(commands)
         outcomes = self._execute(list(commands), now, 0)
         self._report(
             [
@@ -241,13 +251,57 @@ class EmbeddedRuntime(Runtime):
         return [self._model_for(None, model_hash) for model_hash in hashes]
 
     def reporter(self, case_id: str) -> Mapping[str, Any] | None:
-        """The reporter's identity, for reporter-facing calls only; never in agency output."""
-        identity = self._read(
+        """The reporter's identity, opened for reporter-facing work; never in agency output."""
+        stored = self._read(
             lambda conn: store.load_reporter(conn, case_id), action="read a reporter"
         )
-        if identity is None:
+        if stored is None:
             self.case(case_id)
-        return identity
+            return None
+        if stored.erased_at is not None:
+            raise IdentityErasedError(case_id, stored.erased_at)
+        assert stored.sealed is not None
+        return self._require_keyring().open(case_id, stored.sealed)
+
+    def erase_reporter(self, case_id: str, at: datetime | None = None) -> bool:
+        """Delete the wrapped data key and the sealed identity (SQLite zeroes the freed bytes);
+        the row stays, saying when. Nothing left can be opened, with any key."""
+        self.case(case_id)
+        moment_us = store.epoch_us(self.clock.now() if at is None else at)
+        erased = self._write(
+            lambda conn: store.erase_reporter(conn, case_id, moment_us),
+            action="erase a reporter's identity",
+        )
+        if erased:
+            log.info("identity.erased", case_id=case_id)
+            if not self._postgres:
+                # The write-ahead log still holds the page images from before the erasure
+                # until a checkpoint empties it; empty it now (best effort: a long reader
+                # elsewhere can hold it, and the next checkpoint finishes the job).
+                with self.engine.connect() as conn:
+                    conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        return erased
+
+    def rewrap_identities(self) -> int:
+        """Wrap every stored data key under the key ring's active key (after a rotation); how
+        many were rewrapped. The identities themselves are not re-encrypted."""
+        ring = self._require_keyring()
+        return self._write(
+            lambda conn: store.rewrap_reporters(conn, ring), action="rewrap identities"
+        )
+
+    def _require_keyring(self) -> KeyRing:
+        if self.keyring is None:
+            raise IdentityError(
+                f"no key ring for reporters' identities: set ${KEY_FILE_ENV} to a key file "
+                f"(`lapor identity init FILE` makes one) or ${KEY_ENV}"
+            )
+        return self.keyring
+
+    def _check_sealable(self, commands: Sequence[Command]) -> None:
+        """Before any transaction: a start with an identity needs a key ring to seal it."""
+        if any(isinstance(c, StartCommand) and c.reporter for c in commands):
+            self._require_keyring()
 
     def deliver(self, now: datetime | None = None) -> DeliveryReport:
         """Deliver the due outbox rows through ``handlers`` (``engine.sql.outbox``)."""
@@ -431,6 +485,16 @@ class EmbeddedRuntime(Runtime):
         to do, for no key was used before)."""
         outcomes: list[Outcome] = []
         for command in commands:
+            if isinstance(command, SignalCommand):
+                refusal = reporter_refusal(self.keyring, command)
+                if refusal is not None:
+                    tracked = batch.tracked.get(command.case_id)
+                    if tracked is None:
+                        raise UnknownCaseError(command.case_id)
+                    outcomes.append(
+                        Outcome(command.case_id, Decision(tracked.case, rejection=refusal))
+                    )
+                    continue
             key = command.key
             if key is not None and key in batch.keyed:
                 decision, fingerprint = batch.keyed[key]
@@ -443,7 +507,12 @@ class EmbeddedRuntime(Runtime):
                 outcomes.append(self._replay(conn, known[key], command, batch))
                 continue
             outcomes.append(Outcome(command.case_id, self._decide(conn, command, batch, now)))
-        return outcomes
+        return [
+            with_reporter_token(self.keyring, outcome)
+            if isinstance(command, StartCommand)
+            else outcome
+            for command, outcome in zip(commands, outcomes, strict=True)
+        ]
 
     def _after_load(self, conn: Connection, tracked: Mapping[str, PendingCase]) -> None:
         """A seam for tests: runs after a batch read its cases, before it decides and writes."""
@@ -462,7 +531,7 @@ class EmbeddedRuntime(Runtime):
                     now,
                     key=command.key,
                     fingerprint=_fingerprint(command),
-                    reporter=command.reporter,
+                    reporter=self._seal(command),
                 )
             return decision
         if tracked is None:
@@ -472,6 +541,11 @@ class EmbeddedRuntime(Runtime):
         if decision.accepted:
             batch.apply(decision, now, key=command.key, fingerprint=_fingerprint(command))
         return decision
+
+    def _seal(self, command: StartCommand) -> SealedIdentity | None:
+        if not command.reporter:
+            return None
+        return self._require_keyring().seal(command.case_id, command.reporter)
 
     def _replay(
         self, conn: Connection, used: store.KeyRow, command: Command, batch: GroupCommit

@@ -20,6 +20,7 @@ import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
@@ -53,6 +54,7 @@ from engine.runtime.errors import (
     StoreBusyError,
     StoreError,
 )
+from engine.runtime.identity import KeyRing, SealedIdentity
 from engine.sql.tables import (
     cases,
     definitions,
@@ -70,11 +72,13 @@ __all__ = [
     "QuarantinedCase",
     "ScanPosition",
     "StoredCase",
+    "StoredReporter",
     "any_due",
     "chunks",
     "claim_due",
     "decode_case",
     "epoch_us",
+    "erase_reporter",
     "from_epoch_us",
     "is_postgres",
     "list_quarantined",
@@ -90,6 +94,7 @@ __all__ = [
     "open_engine",
     "read",
     "release_quarantined",
+    "rewrap_reporters",
     "safe_url",
     "save_models",
     "scan_due",
@@ -343,9 +348,53 @@ def load_cases(
     return found
 
 
-def load_reporter(conn: Connection, case_id: str) -> Mapping[str, Any] | None:
-    text = conn.scalar(select(reporters.c.identity).where(reporters.c.case_id == case_id))
-    return None if text is None else dict(parse_json(text))
+@dataclass(frozen=True, slots=True)
+class StoredReporter:
+    """A ``reporters`` row: the sealed identity, or when it was erased."""
+
+    sealed: SealedIdentity | None
+    erased_at: datetime | None
+
+
+def load_reporter(conn: Connection, case_id: str) -> StoredReporter | None:
+    row = conn.execute(select(reporters).where(reporters.c.case_id == case_id)).first()
+    if row is None:
+        return None
+    if row.erased_us is not None:
+        return StoredReporter(None, from_epoch_us(row.erased_us))
+    return StoredReporter(SealedIdentity(row.key_id, row.wrapped_key, row.sealed), None)
+
+
+def erase_reporter(conn: Connection, case_id: str, now_us: int) -> bool:
+    """Erase a stored identity: its wrapped data key and ciphertext go, the row stays with the
+    instant. Whether there was one to erase."""
+    if conn.dialect.name == "sqlite":
+        # Zero the freed bytes in the file too (the ciphertext could no longer be opened
+        # anyway, without its data key; this leaves not even that).
+        conn.exec_driver_sql("PRAGMA secure_delete = ON")
+    result = conn.execute(
+        reporters.update()
+        .where(reporters.c.case_id == case_id, reporters.c.erased_us.is_(None))
+        .values(key_id=None, wrapped_key=None, sealed=None, erased_us=now_us)
+    )
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("PRAGMA secure_delete = OFF")
+    return bool(result.rowcount)
+
+
+def rewrap_reporters(conn: Connection, ring: KeyRing) -> int:
+    """Wrap every stored data key not yet under ``ring.active`` with it; how many."""
+    rows = conn.execute(
+        select(reporters).where(reporters.c.erased_us.is_(None), reporters.c.key_id != ring.active)
+    ).all()
+    for row in rows:
+        sealed = ring.rewrap(row.case_id, SealedIdentity(row.key_id, row.wrapped_key, row.sealed))
+        conn.execute(
+            reporters.update()
+            .where(reporters.c.case_id == row.case_id)
+            .values(key_id=sealed.key_id, wrapped_key=sealed.wrapped_key)
+        )
+    return len(rows)
 
 
 def _record(row: Any) -> HistoryRecord:

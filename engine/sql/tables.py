@@ -6,7 +6,9 @@ time-zone handling differences between the two databases. Recorded times inside 
 the ISO 8601 text the hash chain covers.
 
 The reporter's identity lives in its own table, never joined into a case row, a history row or an
-outbox payload, so no agency-facing query can reach it by accident.
+outbox payload, so no agency-facing query can reach it by accident; and only encrypted
+(``engine.runtime.identity``: the data key wrapped by master key ``key_id``). An erased identity
+keeps its row with ``erased_us`` and nothing else.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -100,7 +103,10 @@ reporters = Table(
     "reporters",
     metadata,
     Column("case_id", String(64), ForeignKey("cases.id"), primary_key=True),
-    Column("identity", Text, nullable=False),  # JSON; read only by reporter-facing calls
+    Column("key_id", String(64), nullable=True),  # null once erased
+    Column("wrapped_key", LargeBinary, nullable=True),
+    Column("sealed", LargeBinary, nullable=True),
+    Column("erased_us", BigInteger, nullable=True),
 )
 
 history = Table(

@@ -128,13 +128,15 @@ COMMANDS = [
     ["validate"], ["diagram"], ["deadline"], ["simulate"], ["test"], ["schema"],
     ["calendar", "seed"], ["start"], ["signal"], ["status"], ["history"], ["audit"],
     ["db", "upgrade"], ["outbox", "list"], ["outbox", "show"], ["outbox", "retry"],
-    ["outbox", "dead"],
+    ["outbox", "dead"], ["identity", "init"], ["identity", "add-key"], ["identity", "rewrap"],
+    ["identity", "show"], ["identity", "erase"],
 ]  # fmt: skip
 # Long-running or server-starting commands (demo, run, worker, temporal dev) have their own tests.
 WORDS = [
     "--db", "--data", "--actor", "--workflow", "--key", "--reporter", "--case-id", "--json",
     "--start", "--duration", "--region", "--calendar", "--policies", "--project", "--state",
-    "--limit", "--all-dead", "--temporal",
+    "--limit", "--all-dead", "--temporal", "--reporter-token", "--key-id", "rt1.k1.AAAA",
+    "rt1..", "ring.json", "nowhere/ring.json",
     "sqlite:///lapor.db", "sqlite:///nowhere/x.db", "postgresql://u:secret@127.0.0.1:1/x",
     "mysql://x", "sqlite://", "LAPOR-FUZZ-1", "LAPOR-NOPE", "sp4n-lapor", "verify", "hold",
     "admin:nasional", "agency:", "system", "reporter", ":", "intake.json", "latin1.json",

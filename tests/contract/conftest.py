@@ -19,7 +19,7 @@ from engine.domain.model import Model
 from engine.runtime.clock import VirtualClock
 from engine.runtime.contract import Runtime
 from engine.runtime.delivery import DeliveryHandler
-from engine.runtime.identity import IdentitySeal
+from engine.runtime.identity import KeyRing
 from engine.runtime.memory import MemoryRuntime
 from engine.sql.embedded import EmbeddedRuntime
 from engine.sql.migrations import upgrade
@@ -30,8 +30,8 @@ __all__ = ["pg_server", "pg_url"]
 
 RUNTIMES = ["memory", "sqlite", "postgresql", "temporal"]
 
-#: The identity key of the contract runs (tests only; production reads $LAPOR_IDENTITY_KEY).
-SEAL = IdentitySeal(b"contract-tests-only-identity-key")
+#: The key ring of the contract runs (tests only; production reads $LAPOR_KEY_FILE).
+KEYRING = KeyRing({"contract": b"contract-tests-only-identity-key"}, "contract")
 
 Factory = Callable[..., Runtime]
 
@@ -41,7 +41,7 @@ def harness(temporal_servers: object) -> Iterator[Any]:
     """One time-skipping server for the session; each runtime gets its own worker and queue."""
     from workers.testing import TimeSkippingHarness
 
-    with TimeSkippingHarness(seal=SEAL) as running:
+    with TimeSkippingHarness(keyring=KEYRING) as running:
         yield running
 
 
@@ -74,7 +74,7 @@ def runtime_factory(
             start: datetime,
             handlers: Sequence[DeliveryHandler] = (),
         ) -> Runtime:
-            return MemoryRuntime(models, VirtualClock(start), handlers=handlers)
+            return MemoryRuntime(models, VirtualClock(start), handlers=handlers, keyring=KEYRING)
 
         yield memory
         return
@@ -90,7 +90,9 @@ def runtime_factory(
         start: datetime,
         handlers: Sequence[DeliveryHandler] = (),
     ) -> Runtime:
-        return EmbeddedRuntime(engine, models, VirtualClock(start), handlers=handlers)
+        return EmbeddedRuntime(
+            engine, models, VirtualClock(start), handlers=handlers, keyring=KEYRING
+        )
 
     yield embedded
     engine.dispose()

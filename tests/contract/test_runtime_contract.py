@@ -109,9 +109,7 @@ def test_a_signal_key_reused_for_another_signal_is_refused(
 ) -> None:
     runtime = runtime_factory(models, T0)
     runtime.start(WORKFLOW, "LAPOR-C-2", INTAKE, at=T0)
-    runtime.signal(
-        "LAPOR-C-2", Signal("verify", ADMIN, {"agency": "kemenkes"}, key="k"), at=T0
-    )
+    runtime.signal("LAPOR-C-2", Signal("verify", ADMIN, {"agency": "kemenkes"}, key="k"), at=T0)
     other = Signal("verify", ADMIN, {"agency": "kemendikbud"}, key="k")
 
     with pytest.raises(KeyReuseError):
@@ -169,15 +167,14 @@ def test_a_rejected_signal_changes_nothing(
     runtime_factory: Factory, models: Mapping[str, Model]
 ) -> None:
     runtime = runtime_factory(models, T0)
-    runtime.start(WORKFLOW, "LAPOR-C-5", INTAKE, at=T0)
+    token = runtime.start(WORKFLOW, "LAPOR-C-5", INTAKE, at=T0).reporter_token
     before = [r.to_json() for r in runtime.history("LAPOR-C-5")]
 
     wrong_role = runtime.signal(
         "LAPOR-C-5", Signal("verify", Actor.parse("agency:kemenkes"), {}), at=T0
     )
-    wrong_state = runtime.signal(
-        "LAPOR-C-5", Signal("confirm", Actor.parse("reporter"), {}), at=T0
-    )
+    confirm = Signal("confirm", Actor.parse("reporter"), {})
+    wrong_state = runtime.signal("LAPOR-C-5", confirm, at=T0, reporter_token=token)
 
     assert (wrong_role.accepted, wrong_role.code) == (False, "wrong_role")
     assert (wrong_state.accepted, wrong_state.code) == (False, "wrong_state")

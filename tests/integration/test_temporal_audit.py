@@ -104,8 +104,9 @@ def continued(address: str, models: Mapping[str, Model]) -> str:
     asyncio.run(_start(address, params))
     runtime = TemporalRuntime.connect(TemporalTarget(address, task_queue=QUEUE))
     with Client(runtime=runtime) as client:
+        token = runtime.keyring.reporter_token(case_id)  # type: ignore[union-attr]
         for name, actor, data in SIGNALS:
-            result = client.signal(case_id, name, actor=actor, data=data)
+            result = client.signal(case_id, name, actor=actor, data=data, reporter_token=token)
             assert result.accepted, (name, result)
     return case_id
 

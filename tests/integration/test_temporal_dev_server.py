@@ -48,7 +48,8 @@ def test_a_case_through_the_dev_server_and_a_worker_process(address: str) -> Non
             refused = client.start("sp4n-lapor", {"region": "ID-JK"})
             assert not refused.accepted and refused.code == "missing_field"
 
-            illegal = client.signal(case_id, "confirm", actor="reporter")
+            token = started.reporter_token
+            illegal = client.signal(case_id, "confirm", actor="reporter", reporter_token=token)
             assert not illegal.accepted and illegal.code == "wrong_state" and illegal.reason
 
             verified = client.signal(
@@ -103,8 +104,8 @@ def test_a_keyed_start_retried_returns_the_first_case_and_an_unsealed_reporter_i
             assert [r.seq for r in client.history(both[0].case_id)] == [1]
 
             # Without an identity key nothing could seal it: refused, never sent in clear.
-            runtime.seal = None
-            with pytest.raises(LaporError, match="LAPOR_IDENTITY_KEY"):
+            runtime.keyring = None
+            with pytest.raises(LaporError, match=r"LAPOR_KEY_FILE or \$LAPOR_IDENTITY_KEY"):
                 client.start("sp4n-lapor", INTAKE, reporter={"name": "Siti Rahayu"})
     finally:
         code = stop(worker)

@@ -89,6 +89,7 @@ def test_illegal_signal_is_refused_synchronously_and_leaves_history_unchanged(
         "LAPOR-TMP-REFUSE",
         Signal("confirm", Actor.parse("reporter")),
         at=start + timedelta(hours=1),
+        reporter_token=started.reporter_token,
     )
 
     assert decision.rejection is not None and decision.rejection.code == "wrong_state"

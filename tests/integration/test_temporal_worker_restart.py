@@ -283,11 +283,16 @@ class Driver(threading.Thread):
     def _send(self) -> None:
         time.sleep(self.delay)
         refused = len(self.route.refused)
+        # The reporter's token, as the case's start would have handed it out.
+        keyring = self.client.runtime.keyring  # type: ignore[attr-defined]
+        self.token = keyring.reporter_token(self.case_id)
         for number, (name, actor, data) in enumerate([*self.route.refused, *self.route.steps]):
             self.at = name
             self.inflight.add(1)
             try:
-                result = self.client.signal(self.case_id, name, actor=actor, data=data)
+                result = self.client.signal(
+                    self.case_id, name, actor=actor, data=data, reporter_token=self.token
+                )
             finally:
                 self.inflight.add(-1)
             if number < refused:

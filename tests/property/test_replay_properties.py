@@ -323,10 +323,12 @@ def effects(history: Sequence[HistoryRecord]) -> list[Mapping[str, Any]]:
 
 
 def escalations(history: Sequence[HistoryRecord]) -> Counter[tuple[Any, ...]]:
+    """Each clock's climbs, whether it has a notice of its own or joined another's."""
     return Counter(
-        (e["clock"], e["level"], e["to"], None if e["due_at"] is None else instant(e["due_at"]))
+        (clock, e["level"], e["to"], None if e["due_at"] is None else instant(e["due_at"]))
         for e in effects(history)
         if e["kind"] == "escalated"
+        for clock in (e["clock"], *e.get("joined", ()))
     )
 
 
@@ -359,16 +361,21 @@ def lapse_problems(model: Model, history: Sequence[HistoryRecord]) -> list[str]:
                 problems.append(f"record {record.seq}: {key} lapsed twice")
             seen.add(key)
             segment = record.effects[i + 1 : marks[n + 1] if n + 1 < len(marks) else None]
-            problems.extend(_resolution_problems(model, record.seq, lapse, segment))
+            earlier = record.effects[:i]
+            problems.extend(_resolution_problems(model, record.seq, lapse, segment, earlier))
+        joining: dict[str, int] = {}  # clocks named by a notice before their own lapse comes
         for effect in record.effects:
             kind = effect.get("kind")
             if kind == "clock_started":
                 levels[effect["clock"]] = 0
-            elif kind == "lapsed" and effect["level"] != levels.get(effect["clock"], 0):
-                problems.append(
-                    f"record {record.seq}: lapse at level {effect['level']}, "
-                    f"clock is at {levels.get(effect['clock'], 0)}"
-                )
+            elif kind == "lapsed":
+                if effect["level"] != levels.get(effect["clock"], 0):
+                    problems.append(
+                        f"record {record.seq}: lapse at level {effect['level']}, "
+                        f"clock is at {levels.get(effect['clock'], 0)}"
+                    )
+                if effect["clock"] in joining:
+                    levels[effect["clock"]] = joining.pop(effect["clock"])
             elif kind == "escalated":
                 expected = levels.get(effect["clock"], 0) + 1
                 if effect["level"] != expected:
@@ -377,15 +384,31 @@ def lapse_problems(model: Model, history: Sequence[HistoryRecord]) -> list[str]:
                         f"{effect['level']}, expected {expected}"
                     )
                 levels[effect["clock"]] = effect["level"]
+                joining.update((clock, effect["level"]) for clock in effect.get("joined", ()))
+        if joining:
+            problems.append(f"record {record.seq}: {sorted(joining)} joined without a lapse")
     return problems
 
 
 def _resolution_problems(
-    model: Model, seq: int, lapse: Mapping[str, Any], segment: Sequence[Mapping[str, Any]]
+    model: Model,
+    seq: int,
+    lapse: Mapping[str, Any],
+    segment: Sequence[Mapping[str, Any]],
+    earlier: Sequence[Mapping[str, Any]],
 ) -> list[str]:
+    """A lapse climbs once: an escalation of its own right after it, or (semantics 2) it joined
+    the notice of a clock that lapsed to the same rung at the same instant just before."""
     clock = model.clock(lapse["clock"])
     climbed = [e for e in segment if e["kind"] == "escalated"]
     if clock.escalate is not None:
+        joined = [
+            e for e in earlier if e["kind"] == "escalated" and clock.name in e.get("joined", ())
+        ]
+        # A late timer climbs several rungs in one decision: the notice this lapse joined is
+        # the latest naming it, one rung above the lapse.
+        if not climbed and joined and joined[-1]["level"] == lapse["level"] + 1:
+            return []
         if len(climbed) != 1 or climbed[0]["clock"] != clock.name:
             return [f"record {seq}: lapse of {clock.name} followed by escalations {climbed}"]
         return []

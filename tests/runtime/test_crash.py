@@ -22,7 +22,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, func, select
 
 from engine.domain.events import Actor, Signal, instant
 from engine.domain.history import replay
@@ -33,6 +33,7 @@ from engine.runtime.memory import MemoryRuntime
 from engine.sql import store
 from engine.sql.embedded import EmbeddedRuntime
 from engine.sql.migrations import upgrade
+from engine.sql.tables import cases, history
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOW = "sp4n-lapor"
@@ -188,11 +189,8 @@ def _assert_same_as_memory(engine: Engine, ids: list[str], memory: MemoryRuntime
     assert reader.next_wake() is None
 
 
-def test_sla_lapses_escalate_once_across_repeated_sigkills(
-    tmp_path: Path, models: Mapping[str, Model]
-) -> None:
-    url = f"sqlite:///{tmp_path / 'crash.db'}"
-    ids, memory = prepare(url, models, 2000)
+def run_with_kills(url: str, tmp_path: Path) -> None:
+    """Workers killed with SIGKILL at random moments, then one that runs to the end."""
     rng = random.Random()
     kills = 0
     for _ in range(KILLS):
@@ -215,7 +213,48 @@ def test_sla_lapses_escalate_once_across_repeated_sigkills(
     final = worker(url, log)
     assert final.wait(timeout=120) == 0, log.read_text()[-2000:]
 
+
+def test_sla_lapses_escalate_once_across_repeated_sigkills(
+    tmp_path: Path, models: Mapping[str, Model]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'crash.db'}"
+    ids, memory = prepare(url, models, 2000)
+
+    run_with_kills(url, tmp_path)
+
     assert_same_as_memory(url, ids, memory)
+
+
+def test_a_poisoned_case_is_set_aside_and_every_other_fires_once_across_sigkills(
+    tmp_path: Path, models: Mapping[str, Model]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'poisoned.db'}"
+    ids, memory = prepare(url, models, 2000)
+    poisoned = ids[777]
+    engine = store.open_engine(url)
+    try:
+        with engine.begin() as conn:  # a torn row: it cannot be decoded, so never decided
+            conn.execute(cases.update().where(cases.c.id == poisoned).values(body="{torn"))
+            recorded = conn.execute(
+                select(func.count()).select_from(history).where(history.c.case_id == poisoned)
+            ).scalar_one()
+    finally:
+        engine.dispose()
+
+    run_with_kills(url, tmp_path)
+
+    assert_same_as_memory(url, [c for c in ids if c != poisoned], memory)
+    engine = store.open_engine(url)
+    try:
+        with engine.connect() as conn:
+            aside = {q.case_id: q.reason for q in store.list_quarantined(conn)}
+            after = conn.execute(
+                select(func.count()).select_from(history).where(history.c.case_id == poisoned)
+            ).scalar_one()
+    finally:
+        engine.dispose()
+    assert list(aside) == [poisoned] and "CorruptCaseError" in aside[poisoned]
+    assert after == recorded  # set aside whole: nothing half-decided, nothing lost
 
 
 def test_two_workers_never_double_fire(

@@ -23,6 +23,7 @@ from engine.apps.demo.shards import run_sharded_demo
 from engine.domain.history import replay
 from engine.domain.model import Model
 from engine.runtime.clock import VirtualClock
+from engine.runtime.identity import KeyRing
 from engine.runtime.memory import MemoryRuntime
 from engine.sql import store
 from engine.sql.bulk import BulkRuntime
@@ -98,6 +99,7 @@ def test_shard_processes_on_one_sqlite_file_fold_to_the_same_report(
         Population(COMPLAINTS, DEMO_START, seed=7),
         2,
         progress=lambda moment, decisions: reported.append(decisions),
+        keyring=KeyRing.generate(),
     )
 
     assert _folded(run.stats) == _folded(in_memory)

@@ -111,7 +111,7 @@ def test_migrated_schema_equals_the_table_definitions(
     upgrade(url)  # idempotent
     eng = store.open_engine(url)
     try:
-        assert current_revision(eng) == "0005"
+        assert current_revision(eng) == "0006"
         with eng.connect() as conn:
             assert compare_metadata(MigrationContext.configure(conn), metadata) == []
     finally:
@@ -379,10 +379,12 @@ def test_case_row_wakes_at_its_earliest_running_deadline(
     )
     assert stored_deadline(engine, "C1") is None  # paused: nothing to wake
 
+    assert runtime.keyring is not None
     runtime.signal(
         "C1",
         Signal("supply_info", Actor("reporter"), {"info": "Jl. Sudirman"}),
         at=T0 + timedelta(days=2),
+        reporter_token=runtime.keyring.reporter_token("C1"),
     )
     assert_wakes_at_earliest_deadline(runtime, "C1")  # re-armed: the resumed deadline
 

@@ -128,7 +128,7 @@ def test_commands_drive_a_case(lapor: CliRunner, tmp_path: Path) -> None:
     assert started.exit_code == 0, started.output
     case_id = started.stdout.strip()  # stderr may say which project was used
 
-    wrong = lapor.invoke(app(), ["signal", case_id, "verify", "--actor", "reporter"])
+    wrong = lapor.invoke(app(), ["signal", case_id, "verify", "--actor", "agency:kemenkes"])
     assert wrong.exit_code == 1 and "wrong_role" in wrong.output
     ok = lapor.invoke(
         app(),

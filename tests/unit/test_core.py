@@ -17,6 +17,7 @@ import pytest
 from engine.domain.case import Case
 from engine.domain.errors import LaporError
 from engine.domain.events import (
+    SEMANTICS,
     Actor,
     ClockLapsed,
     ClockPaused,
@@ -27,8 +28,10 @@ from engine.domain.events import (
     Escalated,
     Event,
     Lapsed,
+    Notify,
     Signal,
     Started,
+    event_from_json,
 )
 from engine.domain.machine import Decision, decide
 from engine.domain.model import Model
@@ -685,3 +688,60 @@ def test_simultaneous_deadlines_record_the_same_history_whichever_timer_arrives_
     assert records[0] is not None and records[1] is not None
     assert records[0].hash == records[1].hash
     assert records[0].event["clock"] == "first_follow_up"  # model order breaks the tie
+
+
+def _lockstep_lapse(model: Model, semantics: int) -> Decision:
+    """First follow-up and completion, both due on the same day, lapse together."""
+    started = decide(
+        model,
+        None,
+        Started("LAPOR-CORE-1", dict(INTAKE), semantics=semantics),
+        at("2026-03-02T10:00:00+07:00"),
+    )
+    assert started.case is not None
+    verified = accept(
+        model, started.case, signal("verify", ADMIN, agency="kemenkes"), "2026-03-02T11:00:00+07:00"
+    )
+    assert verified.case is not None
+    due = verified.case.clock("completion").due_at  # type: ignore[union-attr]
+    assert due is not None and verified.case.clock("first_follow_up").due_at == due  # type: ignore[union-attr]
+    wake = (due + timedelta(seconds=1)).isoformat()
+    return accept(model, verified.case, ClockLapsed("completion", due), wake)
+
+
+def test_clocks_lapsing_to_one_rung_together_send_one_notice_naming_both(model: Model) -> None:
+    decision = _lockstep_lapse(model, semantics=2)
+
+    lapsed = [e.clock for e in decision.effects if isinstance(e, Lapsed)]
+    escalated = [e for e in decision.effects if isinstance(e, Escalated)]
+    notices = [e for e in decision.effects if isinstance(e, Notify)]
+    assert lapsed == ["first_follow_up", "completion"]  # the history still records each lapse
+    assert [(e.clock, e.to, e.joined) for e in escalated] == [
+        ("first_follow_up", "agency_liaison", ("completion",))
+    ]
+    assert [n.to for n in notices] == ["agency_liaison"]
+    assert decision.case is not None
+    assert {c.name: c.level for c in decision.case.clocks} == {
+        "first_follow_up": 1,
+        "completion": 1,
+    }
+
+
+def test_cases_started_under_semantics_one_keep_a_notice_per_clock(model: Model) -> None:
+    decision = _lockstep_lapse(model, semantics=1)
+
+    escalated = [e for e in decision.effects if isinstance(e, Escalated)]
+    assert [(e.clock, e.joined) for e in escalated] == [("first_follow_up", ()), ("completion", ())]
+    assert [n.to for n in decision.effects if isinstance(n, Notify)] == ["agency_liaison"] * 2
+    assert decision.record is not None
+    assert "semantics" not in decision.record.event  # a version-1 record stays as it was
+
+
+def test_a_start_record_names_its_semantics_and_replays_under_it(model: Model) -> None:
+    current = decide(
+        model, None, Started("LAPOR-CORE-1", dict(INTAKE)), at("2026-03-02T10:00:00+07:00")
+    )
+    assert current.record is not None and current.record.event["semantics"] == SEMANTICS
+    assert event_from_json(current.record.event) == Started("LAPOR-CORE-1", dict(INTAKE))
+    with pytest.raises(LaporError, match="semantics 99"):
+        event_from_json({**current.record.event, "semantics": 99})

@@ -36,6 +36,7 @@ SAMPLES: list[Effect] = [
     Lapsed("completion", DUE, 1),
     Escalated("completion", 2, "ombudsman", None),
     Escalated("completion", 1, "supervisor:kemenkes", DUE),
+    Escalated("completion", 1, "agency_liaison", DUE, ("first_follow_up",)),
     Routed("kemenkes", "signal"),
     Notify("reporter", "received"),
     Closed("resolved"),
@@ -47,6 +48,10 @@ def generic_encoding(effect: Effect) -> dict[str, Any]:
     out: dict[str, Any] = {"kind": effect_to_json(effect)["kind"]}
     for f in fields(effect):
         value = getattr(effect, f.name)
+        if f.name == "joined":  # written only when some clock joined the notice
+            if value:
+                out[f.name] = list(value)
+            continue
         if isinstance(value, datetime):
             value = value.isoformat()
         elif isinstance(value, Duration):

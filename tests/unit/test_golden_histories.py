@@ -15,6 +15,10 @@ change is intended, regenerate the files and review their diff before committing
     LAPOR_REGEN_GOLDEN=1 .venv/bin/pytest tests/unit/test_golden_histories.py
 
 Without ``LAPOR_REGEN_GOLDEN=1`` nothing is ever written (``regenerate_golden_histories``).
+
+``tests/golden/semantics-1/`` holds the histories the same scenarios produced under decision
+semantics 1 (``engine.domain.events.SEMANTICS``), before lapses to one rung were coalesced. They
+are never regenerated: they prove that a case recorded under old rules still re-derives.
 """
 
 from __future__ import annotations
@@ -38,7 +42,9 @@ SCENARIOS = (
     "hold-pauses-verification-across-nyepi",
     "auto-close-after-ten-working-days",
     "not-authority-reroutes-and-restarts-clocks",
+    "untouched-case-gets-one-notice-per-rung",
 )
+SEMANTICS_1 = GOLDEN / "semantics-1"
 REGEN_VARIABLE = "LAPOR_REGEN_GOLDEN"
 
 
@@ -109,3 +115,18 @@ def test_golden_history_holds_no_reporter_identity(project_root: Path, name: str
 
     for value in scenario.start.reporter.values():
         assert str(value) not in text
+
+
+@pytest.mark.parametrize("path", sorted(SEMANTICS_1.glob("*.json")), ids=lambda p: p.stem)
+def test_history_recorded_under_semantics_one_still_replays(model: Model, path: Path) -> None:
+    records = [HistoryRecord.from_json(r) for r in json.loads(path.read_text(encoding="utf-8"))]
+
+    report = replay(model, records)
+
+    assert report.ok, report.problems
+    assert report.case is not None and report.case.semantics == 1
+    assert "semantics" not in records[0].event
+
+
+def test_semantics_one_goldens_are_kept() -> None:
+    assert len(list(SEMANTICS_1.glob("*.json"))) == 4

@@ -44,12 +44,14 @@ def run(
 ) -> MemoryRuntime:
     """Start ``CASE_ID`` at ``start``, then send each signal at its time (``None``: advance)."""
     runtime = make_runtime(at(start))
-    assert runtime.start("sp4n-lapor", CASE_ID, INTAKE, at=at(start)).accepted
+    started = runtime.start("sp4n-lapor", CASE_ID, INTAKE, at=at(start))
+    assert started.accepted
     for when, signal in steps:
         if signal is None:
             runtime.advance_to(at(when))
         else:
-            decision = runtime.signal(CASE_ID, signal, at=at(when))
+            token = started.reporter_token
+            decision = runtime.signal(CASE_ID, signal, at=at(when), reporter_token=token)
             assert decision.accepted, decision.rejection
     return runtime
 

@@ -40,7 +40,8 @@ def lapsed_and_rejected(make_runtime: Callable[[datetime], MemoryRuntime]) -> li
     runtime.observer = decisions.append
     runtime.start("sp4n-lapor", "LAP-M1", INTAKE)
     runtime.advance_to(datetime.fromisoformat("2026-03-26T12:00:00+07:00"))
-    runtime.signal("LAP-M1", Signal("verify", Actor.parse("reporter"), {"agency": "kemenkes"}))
+    wrong_role = Signal("verify", Actor.parse("agency:kemenkes"), {"agency": "kemenkes"})
+    runtime.signal("LAP-M1", wrong_role)
     return decisions
 
 

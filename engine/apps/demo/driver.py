@@ -190,30 +190,32 @@ def run_demo(
             break
         slot = queue[0][0]
         starts: list[Complaint] = []
-        signals: list[tuple[str, Signal, tuple[ScriptedSignal, ...], int]] = []
+        signals: list[tuple[str, Signal, tuple[ScriptedSignal, ...], int, str | None]] = []
         while queue and queue[0][0] == slot and len(starts) + len(signals) < batch_limit:
             _, _, kind, payload = heapq.heappop(queue)
             if kind == 0:
                 starts.append(payload)
             else:
-                case_id, script, position = payload
+                case_id, script, position, token = payload
                 step = script[position]
                 signal = Signal(step.name, Actor.parse(step.actor), step.data)
-                signals.append((case_id, signal, script, position))
+                signals.append((case_id, signal, script, position, token))
         # One call per slot, starts before signals (no signal is for a case the slot starts):
         # one read of the cases and one write of the rows instead of two of each.
         commands: list[Command] = [
             StartCommand(workflow, c.case_id, c.data, c.reporter) for c in starts
         ]
-        commands += [SignalCommand(c, s) for c, s, _, _ in signals]
-        runtime.execute(commands, slot)
-        for complaint in starts:
+        # The reporter keeps the token its start handed out, for as long as it has more to say.
+        commands += [SignalCommand(c, s, token) for c, s, _, _, token in signals]
+        outcomes = runtime.execute(commands, slot)
+        for complaint, started in zip(starts, outcomes, strict=False):
             if complaint.script:
-                push(_slot(complaint.script[0].at), 1, (complaint.case_id, complaint.script, 0))
-        for case_id, _, script, position in signals:
+                payload = (complaint.case_id, complaint.script, 0, started.reporter_token)
+                push(_slot(complaint.script[0].at), 1, payload)
+        for case_id, _, script, position, token in signals:
             if position + 1 < len(script):
                 nxt = max(_slot(script[position + 1].at), slot + SLOT)
-                push(nxt, 1, (case_id, script, position + 1))
+                push(nxt, 1, (case_id, script, position + 1, token))
         if progress is not None:
             progress(slot)
     runtime.advance_to(until)

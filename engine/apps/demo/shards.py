@@ -20,6 +20,7 @@ from typing import Any
 
 from engine.apps.demo.driver import DEMO_START, DemoStats, run_demo
 from engine.apps.demo.population import Complaint, Population
+from engine.runtime.identity import KeyRing
 
 __all__ = ["ShardedRun", "run_sharded_demo"]
 
@@ -41,6 +42,8 @@ def run_sharded_demo(
     population: Population,
     processes: int,
     progress: Callable[[datetime, int], None] | None = None,
+    *,
+    keyring: KeyRing,
 ) -> ShardedRun:
     """Run ``population`` in ``processes`` shards against the migrated database ``url``, each
     loading its models from ``sources`` (workflows folder, policies folder).
@@ -57,7 +60,7 @@ def run_sharded_demo(
     shards = [
         context.Process(
             target=_shard,
-            args=(url, sources, population, (k, processes), reached, decided, results),
+            args=(url, sources, population, (k, processes), keyring, reached, decided, results),
             name=f"lapor-demo-shard-{k}",
         )
         for k in range(processes)
@@ -88,6 +91,7 @@ def _shard(
     sources: tuple[Path, Path],
     population: Population,
     shard: tuple[int, int],
+    keyring: KeyRing,
     reached: Any,
     decided: Any,
     results: Any,
@@ -104,7 +108,12 @@ def _shard(
     stats = DemoStats(population.count)
     engine = open_engine(url, durable=False)  # a simulation: see open_engine
     runtime = BulkRuntime(
-        engine, models, VirtualClock(DEMO_START), observer=stats.observe, shard=shard
+        engine,
+        models,
+        VirtualClock(DEMO_START),
+        observer=stats.observe,
+        shard=shard,
+        keyring=keyring,
     )
 
     def show(moment: datetime) -> None:

@@ -126,8 +126,13 @@ def start(
         str | None, typer.Option("--case-id", help="Use this id instead of a generated one.")
     ] = None,
     project: ProjectDir = None,
+    as_json: AsJson = False,
 ) -> None:
-    """Open a case; prints its id (tracking number)."""
+    """Open a case; prints its id (tracking number), and on stderr the reporter token.
+
+    The token is what the reporter acts with (`lapor signal ... --actor reporter
+    --reporter-token T`); hand it to the reporter only. A retry with the same --key prints the
+    same one. --json prints both on stdout."""
     fields = _read_json(data, "--data")
     identity = _read_json(reporter, "--reporter") if reporter else None
     root = use_project(project).root  # a wrong --project fails before the database is opened
@@ -136,7 +141,19 @@ def start(
     if not result.accepted:
         typer.echo(printable(f"rejected ({result.code}): {result.reason}"), err=True)
         raise typer.Exit(1)
+    if as_json:
+        answer = {"case_id": result.case_id, "reporter_token": result.reporter_token}
+        typer.echo(json.dumps(answer | {"state": result.state, "status": result.status}))
+        return
     typer.echo(result.case_id)
+    if result.reporter_token is None:
+        typer.echo(
+            "note: no key ring ($LAPOR_KEY_FILE or $LAPOR_IDENTITY_KEY), so no reporter token: "
+            "the reporter cannot act on this case",
+            err=True,
+        )
+    else:
+        typer.echo(f"reporter token: {result.reporter_token}", err=True)
 
 
 def signal_command(
@@ -147,11 +164,20 @@ def signal_command(
     temporal: Temporal = None,
     data: Annotated[str, typer.Option(help="The signal's fields as JSON (or a JSON file).")] = "{}",
     key: Annotated[str | None, typer.Option(help="Idempotency key for safe retries.")] = None,
+    reporter_token: Annotated[
+        str | None,
+        typer.Option(
+            envvar="LAPOR_REPORTER_TOKEN",
+            help="As --actor reporter: the token `lapor start` handed out for this case.",
+        ),
+    ] = None,
 ) -> None:
     """Send a signal; prints the new status, or the rejection reason (exit 1)."""
     fields = _read_json(data, "--data")
     with _client(db, temporal) as client:
-        result = client.signal(case, name, actor=actor, data=fields, key=key)
+        result = client.signal(
+            case, name, actor=actor, data=fields, key=key, reporter_token=reporter_token
+        )
     if not result.accepted:
         typer.echo(printable(f"rejected ({result.code}): {result.reason}"), err=True)
         raise typer.Exit(1)

@@ -57,6 +57,7 @@ def register(app: typer.Typer) -> None:
         from engine.definitions.loader import load_models
         from engine.runtime.clock import VirtualClock
         from engine.runtime.collector import tune_for_long_runs
+        from engine.runtime.identity import KeyRing
         from engine.sql.store import safe_url
 
         if complaints < 1:
@@ -73,19 +74,22 @@ def register(app: typer.Typer) -> None:
         models = load_models(found.workflows, found.policies)
         stats = DemoStats(complaints)
         clock = VirtualClock(DEMO_START)
+        # The demo's reporters are invented; their identities are sealed under a key made for
+        # this run and kept nowhere, so no demo database ever needs a key of the machine's.
+        keyring = KeyRing.generate("demo")
         runtime: Runtime | None
         session: AbstractContextManager[Any]
         if memory:
             from engine.runtime.memory import MemoryRuntime
 
-            runtime = MemoryRuntime(models, clock, observer=stats.observe)
+            runtime = MemoryRuntime(models, clock, observer=stats.observe, keyring=keyring)
             session = nullcontext()
         elif processes > 1:
             # Tables and definitions here; each shard process opens its own connections.
-            _embedded(db, models, clock, stats, force=force).engine.dispose()
+            _embedded(db, models, clock, stats, keyring, force=force).engine.dispose()
             runtime, session = None, nullcontext()
         else:
-            embedded = _embedded(db, models, clock, stats, force=force)
+            embedded = _embedded(db, models, clock, stats, keyring, force=force)
             # One writer on a virtual clock: share transactions across slots (see session());
             # 5,000 decisions a commit keeps the reports held until it small.
             runtime, session = embedded, embedded.session(commit_every=5_000)
@@ -119,7 +123,9 @@ def register(app: typer.Typer) -> None:
             peaks: list[float] = []
             if runtime is None:
                 sources = (found.workflows, found.policies)
-                sharded = run_sharded_demo(db, sources, population, processes, progress=show)
+                sharded = run_sharded_demo(
+                    db, sources, population, processes, progress=show, keyring=keyring
+                )
                 stats, peaks = sharded.stats, sharded.peak_rss_mib
             else:
                 run_demo(runtime, population, progress=show)
@@ -152,11 +158,11 @@ def _cores() -> int:
     return max(1, min(_MAX_AUTO_PROCESSES, len(os.sched_getaffinity(0))))
 
 
-def _embedded(db: str, models: Any, clock: Any, stats: Any, *, force: bool) -> Any:
+def _embedded(db: str, models: Any, clock: Any, stats: Any, keyring: Any, *, force: bool) -> Any:
     from engine.apps.demo.database import prepare_demo_database
     from engine.sql.bulk import BulkRuntime
     from engine.sql.store import open_engine
 
     prepare_demo_database(db, force=force)
     engine = open_engine(db, durable=False)  # a simulation, rebuilt on every run: see open_engine
-    return BulkRuntime(engine, models, clock, observer=stats.observe)
+    return BulkRuntime(engine, models, clock, observer=stats.observe, keyring=keyring)

@@ -281,6 +281,7 @@ def _register_adapters() -> None:
     # (SQLAlchemy, Alembic) only when a command runs.
     from engine.faces.cli.cases import register as register_runtime
     from engine.faces.cli.demo import register as register_demo
+    from engine.faces.cli.identity import register as register_identity
     from engine.faces.cli.outbox import register as register_outbox
     from engine.faces.cli.quarantine import register as register_quarantine
     from engine.faces.cli.temporal import register as register_temporal
@@ -288,6 +289,7 @@ def _register_adapters() -> None:
     register_runtime(app)
     register_outbox(app)
     register_quarantine(app)
+    register_identity(app)
     register_demo(app)
     register_temporal(app)
 
@@ -303,10 +305,21 @@ EXIT_INTERNAL = 70  # a bug in lapor-sla (EX_SOFTWARE); LAPOR_DEBUG=1 shows the 
 
 def main() -> None:
     """``lapor``: each kind of failure is one line on stderr and its own exit status."""
-    from engine.runtime.errors import RuntimeUnavailableError, StoreError
+    from engine.runtime.errors import (
+        IdentityAccessError,
+        IdentityErasedError,
+        RuntimeUnavailableError,
+        StoreError,
+    )
 
     try:
         app()
+    except (
+        IdentityAccessError,
+        IdentityErasedError,
+    ) as exc:  # refused by policy, like a rejected signal
+        _echo_error(f"refused: {exc}")
+        sys.exit(EXIT_REJECTED)
     except (StoreError, RuntimeUnavailableError) as exc:
         _echo_error(f"error: {exc}")
         sys.exit(EXIT_UNAVAILABLE)

@@ -109,6 +109,7 @@ def compile_model(
         transitions=MappingProxyType({n: _transition(n, t) for n, t in wf.transitions.items()}),
         intake_requires=tuple(wf.intake.requires),
         intake_accepts=tuple(wf.intake.accepts),
+        intake_notify=tuple(Notification(n.to, n.template) for n in wf.intake.notify),
         clocks=tuple(clocks),
         ladders=MappingProxyType(ladders),
         routing=table,

@@ -20,6 +20,7 @@ from engine.definitions.checks import check_definitions, unknown
 from engine.definitions.compiler import compile_model
 from engine.definitions.schema import (
     EscalationPolicy,
+    MarkedSource,
     Parsed,
     PolicySpec,
     RoutingPolicy,
@@ -41,6 +42,7 @@ from engine.domain.model import Model
 
 __all__ = [
     "MAX_DEPTH",
+    "load_bpmn_model",
     "load_model",
     "load_models",
     "load_policy_file",
@@ -142,6 +144,39 @@ def _validate_policy(
     return parsed, errors
 
 
+def _load_bpmn(path: Path) -> list[_File]:
+    """A BPMN file as the files it stands for: its workflow first, then its policies. A file
+    the reader has problems with is one workflow file carrying all of them."""
+    from engine.definitions.bpmn.reader import read_documents
+    from engine.definitions.bpmn.xml import read_bpmn
+
+    try:
+        documents = read_documents(read_bpmn(path))
+    except DefinitionError as exc:
+        return [_File(path, "workflow", errors=[exc])]
+    if documents.problems or documents.workflow is None:
+        return [_File(path, "workflow", raw=documents.workflow, errors=documents.problems)]
+    file = str(path)
+    workflow = _File(path, "workflow", raw=documents.workflow)
+    workflow.parsed, workflow.errors = _validate(
+        MarkedSource(file, documents.workflow), WorkflowFile
+    )
+    loaded = [workflow]
+    for raw in documents.policies:
+        policy = _File(path, "policy", raw=raw)
+        policy.parsed, policy.errors = _validate_policy(MarkedSource(file, raw), path)
+        loaded.append(policy)
+    return loaded
+
+
+def _load_any(path: Path) -> list[_File]:
+    return _load_bpmn(path) if path.suffix == ".bpmn" else [_load(path)]
+
+
+def _policy_kind(loaded: _File) -> str | None:
+    return loaded.raw.get("kind") if loaded.raw is not None else None
+
+
 # --- public loading -------------------------------------------------------------------------
 
 
@@ -202,15 +237,31 @@ def load_model(workflow_path: Path, policies_dir: Path) -> Model:
     A policy belongs to the workflow when its ``workflow:`` names it. Raises ``DefinitionError``
     or ``DefinitionErrors`` listing every problem found.
     """
+    if Path(workflow_path).suffix == ".bpmn":
+        files = _load_bpmn(Path(workflow_path))
+        _raise([e for f in files for e in f.errors])
+        return _load_model(
+            cast(Parsed[WorkflowFile], files[0].parsed), Path(policies_dir), files[1:]
+        )
     loaded = _expect(Path(workflow_path), "workflow")
     _raise(loaded.errors)
     return _load_model(cast(Parsed[WorkflowFile], loaded.parsed), Path(policies_dir))
 
 
-def _load_model(workflow: Parsed[WorkflowFile], policies_dir: Path) -> Model:
+def _load_model(
+    workflow: Parsed[WorkflowFile],
+    policies_dir: Path | None,
+    own: Sequence[_File] = (),
+    calendars: Path | None = None,
+) -> Model:
+    """``own``: the policies a BPMN file carries; the folder's fill only the kinds it lacks.
+    ``calendars`` defaults to the folder's ``calendars/``."""
     errors: list[DefinitionError] = []
-    policies: list[Parsed[Any]] = []
+    policies: list[Parsed[Any]] = [f.parsed for f in own if f.parsed is not None]
+    carried = {_policy_kind(f) for f in own}
     for kind in _POLICY_MODELS:
+        if kind in carried or policies_dir is None:
+            continue
         for path in _yaml_files(policies_dir / kind, errors, missing_ok=True):
             policy = _load(path)
             if policy.raw is not None and policy.raw.get("workflow") != workflow.spec.workflow:
@@ -218,7 +269,12 @@ def _load_model(workflow: Parsed[WorkflowFile], policies_dir: Path) -> Model:
             errors.extend(policy.errors)
             if policy.parsed is not None:
                 policies.append(policy.parsed)
-    calendars = policies_dir / "calendars"
+    if calendars is None:
+        calendars = (
+            _bpmn_calendars(Path(workflow.file))
+            if policies_dir is None
+            else (policies_dir / "calendars")
+        )
     model, problems = _assemble(workflow, policies, calendars, complete=not errors)
     _raise(errors + problems)
     assert model is not None  # _assemble returns a model whenever it reports no problem
@@ -229,27 +285,50 @@ def load_models(workflows_dir: Path, policies_dir: Path) -> dict[str, Model]:
     """Every workflow under ``workflows_dir`` compiled with its policies, by workflow name."""
     errors: list[DefinitionError] = []
     models: dict[str, Model] = {}
-    first: dict[str, str] = {}
-    for path in _yaml_files(Path(workflows_dir), errors):
-        loaded = _load(path)
+    first: dict[str, Parsed[WorkflowFile]] = {}
+    # YAML first: a BPMN file exported from a YAML workflow is checked against it, not doubled.
+    paths = sorted(
+        _yaml_files(Path(workflows_dir), errors, bpmn=True), key=lambda p: p.suffix == ".bpmn"
+    )
+    for path in paths:
+        files = _load_any(path)
+        loaded = files[0]
         if loaded.kind in ("workflow", ""):  # a file we cannot classify may be a broken workflow
-            errors.extend(loaded.errors)
+            errors.extend(e for f in files for e in f.errors)
         if loaded.kind != "workflow" or loaded.parsed is None:
             continue
         workflow = cast(Parsed[WorkflowFile], loaded.parsed)
         name = workflow.spec.workflow
-        if name in first:
-            errors.append(_twice(workflow, first[name]))
-            continue
-        first[name] = str(workflow.where(("workflow",)))
         try:
-            models[name] = _load_model(workflow, Path(policies_dir))
+            model = _load_model(workflow, Path(policies_dir), files[1:])
         except DefinitionErrors as exc:
             errors.extend(exc.errors)
+            continue
         except DefinitionError as exc:
             errors.append(exc)
+            continue
+        if name in first:
+            if path.suffix == ".bpmn" and name in models:
+                if models[name].hash != model.hash:
+                    errors.append(_out_of_sync(workflow, first[name], models[name], model))
+                continue
+            errors.append(_twice(workflow, str(first[name].where(("workflow",)))))
+            continue
+        first[name] = workflow
+        models[name] = model
     _raise(errors)
     return models
+
+
+def _out_of_sync(
+    bpmn: Parsed[WorkflowFile], yaml: Parsed[WorkflowFile], expected: Model, got: Model
+) -> DefinitionError:
+    return DefinitionError(
+        f"workflow {bpmn.spec.workflow!r} differs from the one in {yaml.file} (model "
+        f"{got.hash[:12]}, not {expected.hash[:12]}): export it again (lapor export {yaml.file} "
+        f"-o {bpmn.file}) or remove one of the two",
+        location=bpmn.where(("workflow",)),
+    )
 
 
 def _twice(workflow: Parsed[WorkflowFile], first: str) -> DefinitionError:
@@ -266,7 +345,9 @@ def validate_paths(paths: Sequence[Path]) -> list[DefinitionError]:
     every workflow among them compiles. Scenario files are left to the scenario runner.
     """
     errors: list[DefinitionError] = []
-    files = [_load(p) for p in _walk(paths, errors)]
+    walked = list(_walk(paths, errors))
+    files = [_load(p) for p in walked if p.suffix != ".bpmn"]
+    bpmn = [(p, _load_bpmn(p)) for p in walked if p.suffix == ".bpmn"]
     workflows: dict[str, Parsed[WorkflowFile]] = {}
     groups: dict[str, list[Parsed[Any]]] = {}
     named: set[str] = set()  # names of workflow files, loaded or not: policies may refer to them
@@ -302,7 +383,48 @@ def validate_paths(paths: Sequence[Path]) -> list[DefinitionError]:
         complete = name in workflows and with_policies and name not in broken and not unreadable
         calendars = _calendars_dir(policies[0].file) if policies else None
         errors.extend(_assemble(workflows.get(name), policies, calendars, complete)[1])
+    for path, loaded_bpmn in bpmn:
+        errors.extend(_bpmn_problems(path, loaded_bpmn, workflows, groups))
     return _sorted(errors)
+
+
+def _bpmn_problems(
+    path: Path,
+    files: list[_File],
+    yaml_workflows: dict[str, Parsed[WorkflowFile]],
+    groups: dict[str, list[Parsed[Any]]],
+) -> list[DefinitionError]:
+    """A BPMN file's problems: its own, then its workflow assembled with the policies it
+    carries (YAML ones fill the kinds it lacks), and, beside a YAML file of the same workflow,
+    whether the two agree."""
+    errors = [e for f in files for e in f.errors]
+    if errors or files[0].parsed is None:
+        return errors
+    workflow = cast(Parsed[WorkflowFile], files[0].parsed)
+    name = workflow.spec.workflow
+    own = [f.parsed for f in files[1:] if f.parsed is not None]
+    carried = {_policy_kind(f) for f in files[1:]}
+    others = [p for p in groups.get(name, []) if p.spec.kind not in carried]
+    calendars = _bpmn_calendars(path)
+    model, problems = _assemble(workflow, [*own, *others], calendars, complete=True)
+    if problems or model is None or name not in yaml_workflows:
+        return problems
+    yaml = yaml_workflows[name]
+    expected, _ = _assemble(yaml, groups.get(name, []), calendars, complete=True)
+    if expected is not None and expected.hash != model.hash:
+        return [_out_of_sync(workflow, yaml, expected, model)]
+    return []
+
+
+def _bpmn_calendars(path: Path) -> Path:
+    """The calendars a BPMN workflow counts on: its project's (``workflows/`` beside
+    ``policies/``), else the ones shipped with lapor-sla."""
+    beside = path.resolve().parent.parent / "policies" / "calendars"
+    if path.resolve().parent.name == "workflows" and beside.is_dir():
+        return beside
+    from engine.definitions.project import shipped_root
+
+    return shipped_root() / "policies" / "calendars"
 
 
 def _calendar_file_errors(path: Path) -> list[DefinitionError]:
@@ -326,7 +448,7 @@ def _calendars_dir(policy_file: str) -> Path:
 def _walk(paths: Sequence[Path], errors: list[DefinitionError]) -> Iterator[Path]:
     for path in map(Path, paths):
         if path.is_dir():
-            yield from _yaml_files(path, errors, recursive=True)
+            yield from _yaml_files(path, errors, recursive=True, bpmn=True)
         elif path.exists():
             yield path
         else:
@@ -339,13 +461,16 @@ def _yaml_files(
     *,
     recursive: bool = False,
     missing_ok: bool = False,
+    bpmn: bool = False,
 ) -> Iterator[Path]:
+    """The definition files of ``folder``: YAML, and with ``bpmn`` BPMN files too."""
     if not folder.is_dir():
         if not missing_ok:
             errors.append(DefinitionError("no such folder", location=Location(str(folder))))
         return
+    suffixes = (".yaml", ".yml", ".bpmn") if bpmn else (".yaml", ".yml")
     found = folder.rglob("*") if recursive else folder.iterdir()
-    yield from sorted(p for p in found if p.suffix in (".yaml", ".yml") and p.is_file())
+    yield from sorted(p for p in found if p.suffix in suffixes and p.is_file())
 
 
 # --- assembling and compiling -----------------------------------------------------------------
@@ -403,3 +528,15 @@ def _calendar(
     except CalendarError as exc:
         errors.append(DefinitionError(exc.message, location=where))
     return None
+
+
+def load_bpmn_model(path: Path, policies_dir: Path | None = None) -> Model:
+    """The model of one BPMN file, with the policies it carries (and, for the kinds it lacks,
+    those of ``policies_dir`` naming its workflow), on its project's calendars.
+
+    Raises ``DefinitionError`` or ``DefinitionErrors`` listing every problem found.
+    """
+    files = _load_bpmn(Path(path))
+    _raise([e for f in files for e in f.errors])
+    workflow = cast(Parsed[WorkflowFile], files[0].parsed)
+    return _load_model(workflow, policies_dir, files[1:], _bpmn_calendars(Path(path)))

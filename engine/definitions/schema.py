@@ -29,7 +29,7 @@ from pydantic import (
 from pydantic.functional_validators import AfterValidator
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from engine.definitions.yamlio import MarkedDict
+from engine.definitions.yamlio import MarkedDict, MarkedList
 from engine.domain.calendar import Duration
 from engine.domain.errors import CalendarError, Location
 
@@ -172,6 +172,9 @@ class IntakeSpec(_Spec):
     )
     accepts: list[str] = Field(
         default_factory=list, description="Optional fields a new report may carry."
+    )
+    notify: list[NotifySpec] = Field(
+        default_factory=list, description="Notifications sent when a case opens."
     )
 
 
@@ -358,6 +361,27 @@ class Source:
             except yaml.YAMLError:
                 return None
         return self._root
+
+
+class MarkedSource(Source):
+    """A document that was never YAML text (a BPMN file's): every place comes from the marks
+    its reader put on each mapping and list."""
+
+    __slots__ = ()
+
+    def __init__(self, file: str, raw: MarkedDict) -> None:
+        super().__init__(file, "", raw)
+
+    def where(self, path: Sequence[str | int], *, key: bool = False) -> Location:
+        node: Any = self.raw
+        found = self.raw.where()
+        for part in path:
+            into_dict = isinstance(node, MarkedDict) and isinstance(part, str) and part in node
+            into_list = isinstance(node, MarkedList) and isinstance(part, int) and part < len(node)
+            if into_dict or into_list:
+                found = node.where(part)
+                node = node[part]
+        return found
 
 
 class Parsed(Generic[SpecT]):

@@ -99,7 +99,9 @@ def zone_for_region(region: str) -> tzinfo:
     )
 
 
-DurationUnit = Literal["working_days", "working_hours", "working_seconds", "calendar_days"]
+DurationUnit = Literal[
+    "working_days", "working_hours", "working_seconds", "calendar_days", "calendar_seconds"
+]
 HolidayKind = Literal["libur_nasional", "cuti_bersama"]
 _UNITS: tuple[str, ...] = get_args(DurationUnit)
 _KINDS: tuple[str, ...] = get_args(HolidayKind)
@@ -108,6 +110,7 @@ _SINGULAR: Mapping[str, str] = {
     "working_hours": "working hour",
     "working_seconds": "working second",
     "calendar_days": "calendar day",
+    "calendar_seconds": "calendar second",
 }
 _PHRASES: Mapping[str, DurationUnit] = {
     **dict.fromkeys(("working day", "working days", "hari kerja"), "working_days"),
@@ -116,6 +119,9 @@ _PHRASES: Mapping[str, DurationUnit] = {
     **dict.fromkeys(
         ("calendar day", "calendar days", "day", "days", "hari", "hari kalender"), "calendar_days"
     ),
+    **dict.fromkeys(
+        ("calendar second", "calendar seconds", "second", "seconds", "detik"), "calendar_seconds"
+    ),
 }
 # ASCII digits only ("٣" is a digit to int()), and at most 9 so a typo cannot ask for an
 # astronomically large int.
@@ -123,8 +129,9 @@ _DURATION_RE = re.compile(r"([0-9]{1,9})\s+([^\s0-9].*)", re.ASCII | re.DOTALL)
 _ACCEPTED = (
     "'<whole number> <unit>' with unit one of: working day(s) / hari kerja, "
     "working hour(s) / jam kerja, working second(s) / detik kerja, "
-    "calendar day(s) / day(s) / hari / hari kalender; "
-    "e.g. '3 working days', '3 hari kerja', '4 jam kerja', '60 calendar days', '60 hari'"
+    "calendar day(s) / day(s) / hari / hari kalender, calendar second(s) / detik; "
+    "e.g. '3 working days', '3 hari kerja', '4 jam kerja', '60 calendar days', '60 hari', "
+    "'7200 calendar seconds'"
 )
 
 
@@ -310,6 +317,7 @@ class WorkingCalendar:
         Working days end at 23:59:59 local on the N-th working day strictly after the local day of
         ``start``. Working hours/seconds elapse only inside [work_start, work_end) of working
         days. Calendar days end at 23:59:59 local, N days after the local day of ``start``.
+        Calendar seconds are elapsed time, holidays or not (a BPMN timer's plain ``PT2H``).
         """
         zone = zone_for_region(region)
         local = _localise(start, zone, "start")
@@ -321,6 +329,13 @@ class WorkingCalendar:
                 return datetime.combine(day, _END_OF_DAY, zone)
             index = bisect_right(self._ordinals, day.toordinal()) + n - 1
             return datetime.combine(self._working_day(index, day), _END_OF_DAY, zone)
+        if duration.unit == "calendar_seconds":
+            try:
+                due = local + timedelta(seconds=n)
+            except OverflowError:
+                raise CalendarError(f"{duration} from {day} is past the year 9999") from None
+            self._require(day, due.date())
+            return due
         if duration.unit == "calendar_days":
             try:
                 last = day + timedelta(days=n)
@@ -363,6 +378,8 @@ class WorkingCalendar:
             )
         elif unit == "calendar_days":
             n = (last - first).days
+        elif unit == "calendar_seconds":
+            n = -(-(due_local - at_local) // timedelta(seconds=1))
         else:
             # Round up: a pause must never take working time away from the party being timed.
             n = -(-(self._offset_us(due_local) - self._offset_us(at_local)) // _US)

@@ -186,6 +186,7 @@ def _start(model: Model, event: Started, now: datetime) -> Decision:
         reporter=event.reporter,
     )
     effects: list[Effect] = [Entered(state.name, state.status)]
+    effects.extend(Notify(n.to, n.template) for n in model.intake_notify)
     clocks = _next_clocks(model, case, state.name, case.data, None, (), now, effects)
     changes = {"clocks": clocks}
     return _accept(model, None, case, changes, event.to_json(), str(event.actor), effects, now)

@@ -188,6 +188,8 @@ class Model:
     routing: RoutingTable
     calendar: WorkingCalendar
     national_region: str = "ID-JK"
+    #: Told when a case opens (a receipt, or a BPMN escalation thrown before the first task).
+    intake_notify: tuple[Notification, ...] = ()
     hash: str = field(init=False, compare=False, default="")
 
     def __post_init__(self) -> None:
@@ -215,6 +217,12 @@ class Model:
             "intake": {
                 "requires": list(self.intake_requires),
                 "accepts": list(self.intake_accepts),
+                # Only when there are some: every model hashed before the field keeps its hash.
+                **(
+                    {"notify": [[n.to, n.template] for n in self.intake_notify]}
+                    if self.intake_notify
+                    else {}
+                ),
             },
             "clocks": [_clock_data(c) for c in self.clocks],
             "ladders": {
@@ -247,6 +255,9 @@ class Model:
             ),
             intake_requires=tuple(data["intake"]["requires"]),
             intake_accepts=tuple(data["intake"]["accepts"]),
+            intake_notify=tuple(
+                Notification(to, template) for to, template in data["intake"].get("notify", ())
+            ),
             clocks=tuple(_clock_from(c) for c in data["clocks"]),
             ladders=MappingProxyType(
                 {

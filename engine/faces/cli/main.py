@@ -279,6 +279,7 @@ def calendar_seed(
 def _register_adapters() -> None:
     # The runtime and demo commands live in their own modules; they import heavy dependencies
     # (SQLAlchemy, Alembic) only when a command runs.
+    from engine.faces.cli.bpmn import register as register_bpmn
     from engine.faces.cli.cases import register as register_runtime
     from engine.faces.cli.demo import register as register_demo
     from engine.faces.cli.identity import register as register_identity
@@ -287,6 +288,7 @@ def _register_adapters() -> None:
     from engine.faces.cli.temporal import register as register_temporal
 
     register_runtime(app)
+    register_bpmn(app)
     register_outbox(app)
     register_quarantine(app)
     register_identity(app)

@@ -157,18 +157,24 @@ CANARY_BPMN = """<?xml version="1.0" encoding="UTF-8"?>
       </extensionElements>
     </userTask>
     <boundaryEvent id="late" attachedToRef="review">
-      <timerEventDefinition><timeDuration>__import__('os').system('touch {canary}') or "PT1H"</timeDuration></timerEventDefinition>
+      <timerEventDefinition>
+        <timeDuration>__import__('os').system('touch {canary}') or "PT1H"</timeDuration>
+      </timerEventDefinition>
     </boundaryEvent>
     <sequenceFlow id="f_late" sourceRef="late" targetRef="done"/>
     <sequenceFlow id="f2" sourceRef="review" targetRef="choice"/>
     <exclusiveGateway id="choice"/>
     <sequenceFlow id="yes" sourceRef="choice" targetRef="done">
-      <conditionExpression xsi:type="tFormalExpression">__import__('os').system('touch {canary}')</conditionExpression>
+      <conditionExpression xsi:type="tFormalExpression"
+        >__import__('os').system('touch {canary}')</conditionExpression>
     </sequenceFlow>
     <sequenceFlow id="no" sourceRef="choice" targetRef="done">
-      <conditionExpression xsi:type="tFormalExpression" language="groovy">"touch {canary}".execute()</conditionExpression>
+      <conditionExpression xsi:type="tFormalExpression" language="groovy"
+        >"touch {canary}".execute()</conditionExpression>
     </sequenceFlow>
-    <scriptTask id="run_me" scriptFormat="python"><script>open('{canary}', 'w')</script></scriptTask>
+    <scriptTask id="run_me" scriptFormat="python">
+      <script>open('{canary}', 'w')</script>
+    </scriptTask>
     <endEvent id="done">
       <extensionElements>
         <camunda:executionListener event="start">

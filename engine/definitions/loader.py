@@ -46,6 +46,7 @@ __all__ = [
     "load_model",
     "load_models",
     "load_policy_file",
+    "load_specs",
     "load_workflow_file",
     "validate_paths",
 ]
@@ -540,3 +541,17 @@ def load_bpmn_model(path: Path, policies_dir: Path | None = None) -> Model:
     _raise([e for f in files for e in f.errors])
     workflow = cast(Parsed[WorkflowFile], files[0].parsed)
     return _load_model(workflow, policies_dir, files[1:], _bpmn_calendars(Path(path)))
+
+
+def load_specs(workflow_path: Path, policies_dir: Path) -> tuple[WorkflowFile, list[PolicySpec]]:
+    """A YAML workflow's spec and its policies' (those of ``policies_dir`` naming it), checked
+    by compiling them first (what ``lapor export`` writes out)."""
+    load_model(workflow_path, policies_dir)
+    workflow = load_workflow_file(workflow_path)
+    policies: list[PolicySpec] = []
+    for kind in _POLICY_MODELS:
+        for path in _yaml_files(Path(policies_dir) / kind, [], missing_ok=True):
+            policy = _load(path)
+            if policy.parsed is not None and policy.parsed.spec.workflow == workflow.spec.workflow:
+                policies.append(policy.parsed.spec)
+    return workflow.spec, policies

@@ -308,3 +308,43 @@ def test_a_file_that_is_not_bpmn_says_so(tmp_path: Path) -> None:
     assert model is None and "not a BPMN 2.0 file" in problems[0]
     with pytest.raises(LaporError):
         load_bpmn_model(path)
+
+
+def test_a_bpmn_file_out_of_sync_with_its_yaml_is_one_clear_problem(tmp_path: Path) -> None:
+    import shutil
+
+    from engine.definitions.loader import load_models
+
+    shutil.copytree(ROOT / "workflows", tmp_path / "workflows")
+    shutil.copytree(ROOT / "policies", tmp_path / "policies")
+    bpmn = tmp_path / "workflows" / "sp4n-lapor.bpmn"
+    text = bpmn.read_text(encoding="utf-8")
+    assert 'status="Belum Terverifikasi"' in text
+    bpmn.write_text(text.replace('status="Belum Terverifikasi"', 'status="Baru"', 1))
+
+    with pytest.raises(DefinitionError, match="export it again") as caught:
+        load_models(tmp_path / "workflows", tmp_path / "policies")
+    assert str(caught.value).startswith(f"{bpmn}:")
+
+
+def test_lapor_import_writes_a_workflow_and_policies_that_load_as_the_same_model(
+    tmp_path: Path,
+) -> None:
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from engine.definitions.loader import load_model
+    from engine.faces.cli.main import app
+
+    shutil.copytree(ROOT / "policies" / "calendars", tmp_path / "policies" / "calendars")
+    source = corpus_folder() / "a06-c8-expense-reimbursement-lanes-feel.bpmn"
+    output = tmp_path / "workflows" / "expense.yaml"
+
+    result = CliRunner().invoke(app, ["import", str(source), "-o", str(output)])
+
+    assert result.exit_code == 0, result.output
+    imported = load_model(output, tmp_path / "policies")
+    assert imported.hash == load_bpmn_model(source).hash
+    again = CliRunner().invoke(app, ["import", str(source), "-o", str(output)])
+    assert again.exit_code != 0 and "--force" in str(again.exception)

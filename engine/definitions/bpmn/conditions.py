@@ -6,8 +6,9 @@ call methods, reach classes and start processes. A BPMN file is untrusted input,
 it is evaluated, compiled or handed to any engine here. Instead a small hand-written tokenizer
 and recursive-descent parser read the one subset that real models mostly use — comparisons of
 top-level fields with literals, combined with and/or/not — and write the equivalent CEL, which
-the engine's guards already evaluate in a sandbox. Everything else is refused with a reason
-naming why, so the modeller can rewrite it in CEL (``lapor:guard``) rather than have it guessed.
+the engine's guards evaluate with a library that has no I/O and no host access. Everything else
+is refused with a reason naming why, so the modeller can rewrite it in CEL (``lapor:guard``)
+rather than have it guessed.
 
 Grammar, the same for every dialect (only the spelling of the operators differs)::
 
@@ -18,6 +19,15 @@ Grammar, the same for every dialect (only the spelling of the operators differs)
     negated    := NOT negated | "(" or ")" | value          (FEEL: NOT "(" or ")" only)
     comparison := value [CMP value]
     value      := field | string | ["-"] number | true | false | null
+
+    JUEL ``${...}``/``#{...}``: CMP ``== eq != ne < lt > gt <= le >= ge``, AND ``&& and``,
+    OR ``|| or``, NOT ``! not``, strings in ' or ". FEEL (``=...``): CMP ``= != < > <= >=``,
+    ``and``, ``or``, ``not(...)``, strings in " only. CEL (bare text): ``== != < > <= >=``,
+    ``&&``, ``||``, ``!``, strings in ' or ". Strings escape only \\" \\' \\\\; numbers are
+    digits with an optional fraction (at most 18 digits); a field is ``[A-Za-z_][A-Za-z0-9_]*``.
+    A comparison reads a field on at least one side and never compares with null; a bare
+    ``true``/``false`` is accepted (``${true}`` marks always-taken flows). The text is at most
+    500 characters and nests at most 8 groups or negations.
 
 A bare field ``x`` becomes ``data.x == true`` and its negation ``data.x != true`` rather than
 ``data.x`` / ``!data.x``: a field holding a string or number then gives false instead of a
@@ -307,11 +317,14 @@ class _Parser:
             self._take()
             if self._dialect.not_needs_parens and not self._is_op(self._peek(), "("):
                 raise self._refuse()
-            self._enter()
+            grouped = self._is_op(self._peek(), "(")
+            if not grouped:  # not(...) is one level: its parentheses count it
+                self._enter()
             # Not binds tighter than a comparison in JUEL and CEL (!a == b is (!a) == b), so
             # what follows a not is a value or a group; a comparison after it is refused.
             inner = self._unary(comparison=False)
-            self._depth -= 1
+            if not grouped:
+                self._depth -= 1
             return _Not(inner)
         if self._is_op(token, "("):
             self._take()

@@ -19,8 +19,8 @@ __all__ = ["DurationError", "parse_timer_duration"]
 
 MAX_DIGITS: Final = 9  # a billion of any unit is already decades; more is a typo or an attack
 _DIGITS: Final = frozenset("0123456789")  # str.isdigit() also accepts "²" and other scripts
-_DATE_UNITS: Final = {"Y": 0, "M": 0, "W": 7 * 86_400, "D": 86_400}
-_TIME_UNITS: Final = {"H": 3_600, "M": 60, "S": 1}
+_DAYS_PER_UNIT: Final = {"W": 7, "D": 1}
+_SECONDS_PER_UNIT: Final = {"H": 3_600, "M": 60, "S": 1}
 _NOT_ISO: Final = "not an ISO 8601 duration such as PT2H or P3D"
 
 
@@ -40,7 +40,7 @@ def parse_timer_duration(text: str) -> tuple[int, str]:
     if "${" in literal or "#{" in literal or literal.startswith("="):
         raise DurationError("expressions are not evaluated; write a literal duration such as PT2H")
     if "/" in literal:
-        if literal.startswith("R"):
+        if literal[:1] in "Rr":
             raise DurationError("a timeCycle-style repetition is not a duration")
         raise DurationError("a date or interval is not a duration; write one such as PT2H")
     if literal.startswith(("-", "P-", "PT-")):
@@ -63,7 +63,7 @@ def _components(literal: str) -> tuple[int, str]:
     in_time = False
     seen_any = False
     seen_time = False
-    order = "YMWD"
+    order = "YMWD"  # Y and M are recognised only to refuse them with the reason
     last = -1
     position = 1
     while position < len(literal):
@@ -92,10 +92,10 @@ def _components(literal: str) -> tuple[int, str]:
             raise DurationError("months and years have no fixed length; use days")
         amount = int(literal[position:end])
         if in_time:
-            seconds += amount * _TIME_UNITS[unit]
+            seconds += amount * _SECONDS_PER_UNIT[unit]
             seen_time = True
         else:
-            days += amount * _DATE_UNITS[unit] // 86_400
+            days += amount * _DAYS_PER_UNIT[unit]
         seen_any = True
         last = index
         position = end + 1

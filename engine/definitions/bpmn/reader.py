@@ -580,6 +580,8 @@ class _Reader:
             outcome = (lapor.get("outcome") if lapor is not None else None) or name
             items.append(("outcome", outcome, where))
         description = self._documentation(node.element)
+        if lapor is not None and lapor.get("description") is not None:
+            description = str(lapor.get("description"))  # exact, where documentation is prose
         if description:
             items.append(("description", description, where))
         return name, _marked(where, items), where

@@ -23,6 +23,33 @@ __all__ = ["register"]
 
 def register(app: typer.Typer) -> None:
     app.command("import")(import_command)
+    app.command("export")(export_command)
+
+
+def export_command(
+    workflow: Annotated[Path, typer.Argument(help="A YAML workflow, e.g. workflows/x.yaml.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="The BPMN file to write.")],
+    policies: Annotated[
+        Path | None, typer.Option(help="Its policies folder (default: the project's).")
+    ] = None,
+) -> None:
+    """Write a YAML workflow and its policies as BPMN 2.0 with a laid-out diagram (bpmn.io,
+    Camunda Modeler); `lapor import` reads it back into the same model."""
+    from engine.definitions.bpmn.writer import write_bpmn
+    from engine.definitions.loader import load_bpmn_model, load_model, load_specs
+    from engine.definitions.project import locate_project
+
+    folder = policies or locate_project(start=workflow.resolve().parent).policies
+    spec, specs = load_specs(workflow, folder)
+    data = write_bpmn(spec, specs)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_bytes(data)
+    expected, got = load_model(workflow, folder), load_bpmn_model(output)
+    if expected.hash != got.hash:  # a bug of ours, never a silently different file
+        raise LaporError(
+            f"{output} reads back as model {got.hash[:12]}, not {expected.hash[:12]}: report this"
+        )
+    typer.echo(f"wrote {output} (model {got.hash[:12]}, the same as {workflow})")
 
 
 def import_command(

@@ -133,9 +133,7 @@ def test_a_flow_without_an_id_is_kept() -> None:
 
 
 def test_a_message_catch_is_a_signal_named_after_the_message() -> None:
-    model, problems = problems_of(
-        corpus_folder() / "a11-camunda7-message-intermediate-catch.bpmn"
-    )
+    model, problems = problems_of(corpus_folder() / "a11-camunda7-message-intermediate-catch.bpmn")
 
     assert model is not None, problems
     assert "new_invoice_message" in model.transitions

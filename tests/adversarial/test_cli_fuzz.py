@@ -10,6 +10,7 @@ The exit statuses (``engine.faces.cli.main``): 0 done, 1 refused by the policy, 
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -56,6 +57,11 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (here / "latin1.json").write_bytes(b'{"description": "caf\xe9"}')
     (here / "deep.json").write_text('{"a":' * 1000 + "1" + "}" * 1000)
     (here / "list.json").write_text("[1, 2]")
+    shutil.copytree(ROOT / "workflows", here / "workflows")
+    (here / "hostile.bpmn").write_bytes(
+        b'<?xml version="1.0"?><!DOCTYPE d [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
+        b'<definitions xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL">&x;</definitions>'
+    )
     return here
 
 
@@ -129,14 +135,15 @@ COMMANDS = [
     ["calendar", "seed"], ["start"], ["signal"], ["status"], ["history"], ["audit"],
     ["db", "upgrade"], ["outbox", "list"], ["outbox", "show"], ["outbox", "retry"],
     ["outbox", "dead"], ["identity", "init"], ["identity", "add-key"], ["identity", "rewrap"],
-    ["identity", "show"], ["identity", "erase"],
+    ["identity", "show"], ["identity", "erase"], ["import"], ["export"],
 ]  # fmt: skip
 # Long-running or server-starting commands (demo, run, worker, temporal dev) have their own tests.
 WORDS = [
     "--db", "--data", "--actor", "--workflow", "--key", "--reporter", "--case-id", "--json",
     "--start", "--duration", "--region", "--calendar", "--policies", "--project", "--state",
     "--limit", "--all-dead", "--temporal", "--reporter-token", "--key-id", "rt1.k1.AAAA",
-    "rt1..", "ring.json", "nowhere/ring.json",
+    "rt1..", "ring.json", "nowhere/ring.json", "-o", "out.bpmn", "out.yaml",
+    "workflows/sp4n-lapor.yaml", "workflows/sp4n-lapor.bpmn", "hostile.bpmn", "--force",
     "sqlite:///lapor.db", "sqlite:///nowhere/x.db", "postgresql://u:secret@127.0.0.1:1/x",
     "mysql://x", "sqlite://", "LAPOR-FUZZ-1", "LAPOR-NOPE", "sp4n-lapor", "verify", "hold",
     "admin:nasional", "agency:", "system", "reporter", ":", "intake.json", "latin1.json",
@@ -145,6 +152,8 @@ WORDS = [
     "2026-03-13T15:00:00+07:00", "2026-03-13T15:00:00", "3 working days", "-1 working days",
     "99999999999 working days", "ID-JK", "ID-XX", "9999", "-5", "0", "1e308", "",
     "\x1b[31mred", "a\x00b", "é" * 300, "x" * 5000, "--", "-", "--help",
+# Relative paths only: the commands run in a copy, and `import --force -o` must never reach the
+# repository's own files.
 ]  # fmt: skip
 
 

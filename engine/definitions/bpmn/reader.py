@@ -602,7 +602,9 @@ class _Reader:
         used = {r for t in self.transitions.values() for r in t.roles}
         roles = {r: d for r, d in self.roles.items() if r in used}
         if DEFAULT_ROLE in used:
-            roles[DEFAULT_ROLE] = "Anyone the caller vouches for (the BPMN file has no lanes)"
+            roles[DEFAULT_ROLE] = (
+                "Anyone the caller vouches for (no lane of the BPMN file says who)"
+            )
         if "system" in used:
             roles["system"] = "The engine itself (timers, escalations)"
         return _marked(where, ((r, d, where) for r, d in roles.items()))

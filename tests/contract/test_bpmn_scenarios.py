@@ -3,18 +3,29 @@ records exactly the history the YAML workflow records, on the embedded and Tempo
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from engine.apps.scenarios import run_scenario
 from engine.definitions.loader import load_bpmn_model
 from engine.domain.model import Model
-from tests.contract.conftest import Factory
+from tests.contract.conftest import KEYRING, Factory
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = sorted((ROOT / "policies" / "tests").glob("*.yaml"))
+
+
+@pytest.fixture(scope="module")
+def harness(temporal_servers: object) -> Iterator[Any]:
+    """A time-skipping server of this module's own: the scenarios' case ids are fixed, and the
+    contract suite's server already holds workflows under them."""
+    from workers.testing import TimeSkippingHarness
+
+    with TimeSkippingHarness(keyring=KEYRING) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")

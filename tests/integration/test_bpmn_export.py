@@ -58,3 +58,22 @@ def test_the_exported_bpmn_opens_in_bpmn_js_with_every_element_drawn(tmp_path: P
     model = load_model(ROOT / "workflows" / "sp4n-lapor.yaml", ROOT / "policies")
     assert result.shapes >= len(model.states) and result.connections > len(model.transitions)
     assert shot.stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("workflow", WORKFLOWS, ids=lambda p: p.stem)
+def test_yaml_to_bpmn_to_yaml_files_keeps_the_model_hash(workflow: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from engine.faces.cli.main import app
+
+    path = exported(workflow, tmp_path / "out")
+    shutil.copytree(ROOT / "policies" / "calendars", tmp_path / "back" / "policies" / "calendars")
+    target = tmp_path / "back" / "workflows" / f"{workflow.stem}.yaml"
+
+    result = CliRunner().invoke(app, ["import", str(path), "-o", str(target)])
+
+    assert result.exit_code == 0, result.output
+    back = load_model(target, tmp_path / "back" / "policies")
+    assert back.hash == load_model(workflow, ROOT / "policies").hash

@@ -449,9 +449,14 @@ def _calendars_dir(policy_file: str) -> Path:
 
 def _walk(paths: Sequence[Path], errors: list[DefinitionError]) -> Iterator[Path]:
     for path in map(Path, paths):
-        if path.is_dir():
+        try:
+            folder, exists = path.is_dir(), path.exists()
+        except OSError as exc:  # a name too long for the file system, say
+            errors.append(DefinitionError(exc.strerror or str(exc), location=Location(str(path))))
+            continue
+        if folder:
             yield from _yaml_files(path, errors, recursive=True, bpmn=True)
-        elif path.exists():
+        elif exists:
             yield path
         else:
             errors.append(DefinitionError("no such file or folder", location=Location(str(path))))

@@ -94,7 +94,7 @@ class NoteSigner:
 def open_checkpoint(note: str, verifier_key: str) -> Checkpoint:
     """The checkpoint of a signed note, if ``verifier_key`` signed it; else ``LaporError``."""
     try:
-        name, key_hash, encoded = verifier_key.split("+")
+        name, key_hash, encoded = verifier_key.split("+", 2)  # base64 has "+" too
         raw = base64.b64decode(encoded, validate=True)
     except ValueError:
         raise LaporError("not a note verifier key (name+hash+base64)") from None

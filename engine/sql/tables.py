@@ -24,6 +24,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "definitions",
     "history",
     "idempotency_keys",
+    "log_leaves",
     "metadata",
     "outbox",
     "quarantine",
@@ -122,6 +124,18 @@ history = Table(
     Column("effects", Text, nullable=False),  # JSON list
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
+)
+
+# The global Merkle log (engine.domain.merkle): every record hash at a position, appended by the
+# sequencer (``engine.sql.auditlog``), never changed; a checkpoint signs its size and root.
+log_leaves = Table(
+    "log_leaves",
+    metadata,
+    Column("position", BigInteger, primary_key=True, autoincrement=False),
+    Column("case_id", String(64), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("record_hash", String(64), nullable=False),
+    UniqueConstraint("case_id", "seq", name="uq_log_leaves_case_id_seq"),
 )
 
 # Effects that touch the world, written in the decision's transaction, delivered afterwards.

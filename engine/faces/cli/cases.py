@@ -18,7 +18,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from typer.core import TyperGroup
 
 from engine.domain.errors import LaporError
@@ -65,6 +65,8 @@ def register(app: typer.Typer) -> None:
     )
     audit_app.command(_AuditGroup.default)(audit)
     audit_app.command("replay")(audit_replay)
+    audit_app.command("checkpoint")(audit_checkpoint)
+    audit_app.command("verify")(audit_verify)
     app.add_typer(audit_app, name="audit")
     app.command("run")(run)
     db_app = typer.Typer(no_args_is_help=True, help="The runtime's database schema.")
@@ -484,3 +486,110 @@ def _delivery(engine: Engine, specs: list[str]) -> OutboxDelivery:
     from engine.sql.outbox import OutboxDelivery
 
     return OutboxDelivery(engine, load_handlers(specs))
+
+
+def audit_checkpoint(
+    db: Db = DEFAULT_DB,
+    key: Annotated[
+        Path | None, typer.Option(help="Ed25519 private key (PEM) to sign the checkpoint with.")
+    ] = None,
+    name: Annotated[
+        str, typer.Option(help="The log's origin and the signing key's name.")
+    ] = "lapor-sla",
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Write it here.")] = None,
+) -> None:
+    """Append every new record to the Merkle log and print a checkpoint (signed with --key).
+
+    Keep it: `lapor audit verify --checkpoint FILE` later proves the log only grew since."""
+    from engine.runtime.checkpoints import Checkpoint, NoteSigner
+    from engine.sql import store
+    from engine.sql.auditlog import log_root, sequence
+
+    engine = store.open_engine(db, create=False)
+    try:
+        added = store.transact(engine, sequence, action="append records to the log")
+        size, root = store.read(engine, log_root, action="read the log")
+    finally:
+        engine.dispose()
+    checkpoint = Checkpoint(name, size, root)
+    if key is not None:
+        try:
+            pem = key.read_bytes()
+        except OSError as exc:
+            raise LaporError(f"cannot read {key}: {exc.strerror}") from None
+        signer = NoteSigner.from_pem(name, pem)
+        text = signer.sign(checkpoint)
+        typer.echo(f"verifier key: {signer.verifier_key}", err=True)
+    else:
+        text = checkpoint.body()
+        typer.echo("note: unsigned (give --key ed25519.pem to sign it)", err=True)
+    typer.echo(f"{added} record(s) appended; the log holds {size}", err=True)
+    if output is not None:
+        output.write_text(text, encoding="utf-8")
+    else:
+        typer.echo(text, nl=False)
+
+
+def audit_verify(
+    db: Db = DEFAULT_DB,
+    checkpoint: Annotated[
+        Path | None, typer.Option(help="A checkpoint kept from `lapor audit checkpoint`.")
+    ] = None,
+    verifier: Annotated[
+        str | None, typer.Option(help="The checkpoint's verifier key (name+hash+key).")
+    ] = None,
+) -> None:
+    """Check every case's chain and decisions, the Merkle log against the history, and the log
+    against a kept checkpoint; one line per problem, exit 1 if any."""
+    from engine.runtime.checkpoints import Checkpoint, open_checkpoint
+    from engine.sql import store
+    from engine.sql.auditlog import check_log, log_root
+
+    problems: list[str] = []
+    engine = store.open_engine(db, create=False)
+    try:
+        problems += [str(p) for p in store.read(engine, check_log, action="check the log")]
+        kept = None
+        if checkpoint is not None:
+            try:
+                text = checkpoint.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise LaporError(f"cannot read checkpoint {checkpoint}: {exc}") from None
+            kept = open_checkpoint(text, verifier) if verifier else Checkpoint.parse(text)
+            size, root = store.read(
+                engine, lambda conn: log_root(conn, kept.size), action="read the log"
+            )
+            if size < kept.size:
+                problems.append(
+                    f"log: the checkpoint covers {kept.size} records, the log holds "
+                    f"{size}: it was truncated"
+                )
+            elif root != kept.root:
+                problems.append(
+                    f"log: the first {kept.size} records no longer hash to the "
+                    "checkpoint's root: records were rewritten or removed"
+                )
+        ids = store.read(engine, _case_ids, action="list cases")
+    finally:
+        engine.dispose()
+    with _client(db) as client:
+        for case_id in ids:
+            try:
+                report = client.audit(case_id)
+            except LaporError as exc:
+                problems.append(f"{case_id}: {exc}")
+                continue
+            problems += [f"{case_id}: {p}" for p in report.problems]
+    for problem in problems:
+        typer.echo(printable(f"PROBLEM {problem}"))
+    if problems:
+        raise typer.Exit(1)
+    typer.echo(f"ok: {len(ids)} case(s), the log and every chain verified")
+
+
+def _case_ids(conn: Connection) -> list[str]:
+    from sqlalchemy import select
+
+    from engine.sql.tables import cases
+
+    return [row[0] for row in conn.execute(select(cases.c.id).order_by(cases.c.id))]

@@ -84,7 +84,7 @@ def _warn_if_calendars_run_out(paths: list[Path]) -> None:
     from engine.domain.calendar import calendar_runs_out, zone_for_region
 
     folders = {
-        c for p in paths for c in (p, p / "calendars") if c.name == "calendars" and c.is_dir()
+        c for p in paths for c in (p, p / "calendars") if c.name == "calendars" and _is_dir(c)
     }
     today = datetime.now(UTC).astimezone(zone_for_region("ID-JK")).date()
     for folder in sorted(folders):
@@ -93,12 +93,22 @@ def _warn_if_calendars_run_out(paths: list[Path]) -> None:
             _echo_error(f"warning: {folder}: {warning}")
 
 
+def _is_dir(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except OSError:
+        return False
+
+
 def _scenario_files(paths: list[Path]) -> list[Path]:
     from engine.definitions.yamlio import load_yaml_file
 
     found: list[Path] = []
     for path in paths:
-        candidates = sorted(path.rglob("*.y*ml")) if path.is_dir() else [path]
+        try:
+            candidates = sorted(path.rglob("*.y*ml")) if path.is_dir() else [path]
+        except OSError:
+            continue  # an unusable path: the definitions validator reports it
         for candidate in candidates:
             try:
                 head = load_yaml_file(candidate)

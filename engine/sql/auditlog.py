@@ -1,0 +1,121 @@
+"""The embedded runtime's Merkle log: appending record hashes, reading the tree, checking it.
+
+Records are written by the runtime in their decisions' transactions; the log takes them
+afterwards. ``sequence`` appends every history record that has no position yet, in the order
+they were recorded, under the write lock (SQLite's, or an exclusive lock on ``log_leaves`` on
+PostgreSQL), so positions are gapless and a record gets exactly one. Keeping the sequencer off
+the decision path costs the hot path nothing; a record is covered from the next checkpoint on
+(``lapor audit checkpoint`` sequences first), as a Certificate Transparency log merges within
+its maximum merge delay.
+
+``check_log`` re-reads the log against the history: a leaf whose record was changed (even with
+its chain recomputed) or deleted, and a record older than the log's end that has no leaf, are
+each a problem naming case and sequence number. Against a kept checkpoint, the tree of its size
+must have its root: a rewritten, deleted or truncated record since then cannot hide.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, func, select
+
+from engine.domain.merkle import MerkleTree, leaf_hash
+from engine.sql.store import is_postgres
+from engine.sql.tables import history, log_leaves
+
+__all__ = ["LogProblem", "check_log", "log_root", "sequence"]
+
+_BATCH = 5_000
+
+
+@dataclass(frozen=True, slots=True)
+class LogProblem:
+    case_id: str
+    seq: int
+    problem: str
+
+    def __str__(self) -> str:
+        return f"{self.case_id} #{self.seq}: {self.problem}"
+
+
+def sequence(conn: Connection) -> int:
+    """Append every record without a position to the log; how many were appended."""
+    if is_postgres(conn):
+        conn.exec_driver_sql("LOCK TABLE log_leaves IN EXCLUSIVE MODE")
+    size = conn.scalar(select(func.count()).select_from(log_leaves)) or 0
+    pending = (
+        select(history.c.case_id, history.c.seq, history.c.hash)
+        .outerjoin(
+            log_leaves,
+            (log_leaves.c.case_id == history.c.case_id) & (log_leaves.c.seq == history.c.seq),
+        )
+        .where(log_leaves.c.position.is_(None))
+        .order_by(history.c.at, history.c.case_id, history.c.seq)
+    )
+    added = 0
+    rows = []
+    for row in conn.execute(pending):
+        rows.append(
+            {
+                "position": size + added,
+                "case_id": row.case_id,
+                "seq": row.seq,
+                "record_hash": row.hash,
+            }
+        )
+        added += 1
+        if len(rows) >= _BATCH:
+            conn.execute(log_leaves.insert(), rows)
+            rows = []
+    if rows:
+        conn.execute(log_leaves.insert(), rows)
+    return added
+
+
+def _leaves(conn: Connection, upto: int | None = None) -> Iterator[tuple[int, str, int, str]]:
+    query = select(
+        log_leaves.c.position, log_leaves.c.case_id, log_leaves.c.seq, log_leaves.c.record_hash
+    ).order_by(log_leaves.c.position)
+    if upto is not None:
+        query = query.where(log_leaves.c.position < upto)
+    for row in conn.execute(query.execution_options(yield_per=_BATCH)):
+        yield row.position, row.case_id, row.seq, row.record_hash
+
+
+def log_root(conn: Connection, size: int | None = None) -> tuple[int, bytes]:
+    """(size, root) of the log, or of its first ``size`` leaves."""
+    tree = MerkleTree()
+    for _, _, _, record_hash in _leaves(conn, size):
+        tree.append(leaf_hash(bytes.fromhex(record_hash)))
+    return tree.size, tree.root()
+
+
+def check_log(conn: Connection) -> list[LogProblem]:
+    """Every way the log and the history disagree (see the module docstring)."""
+    problems: list[LogProblem] = []
+    recorded = {
+        (row.case_id, row.seq): row.hash
+        for row in conn.execute(select(history.c.case_id, history.c.seq, history.c.hash))
+    }
+    expected = 0
+    for position, case_id, seq, record_hash in _leaves(conn):
+        if position != expected:
+            problems.append(LogProblem(case_id, seq, f"log position {expected} is missing"))
+            expected = position
+        expected += 1
+        now = recorded.pop((case_id, seq), None)
+        if now is None:
+            problems.append(LogProblem(case_id, seq, "the record in the log was deleted"))
+        elif now != record_hash:
+            problems.append(
+                LogProblem(
+                    case_id,
+                    seq,
+                    f"the record was changed since it was logged "
+                    f"(logged {record_hash[:12]}, now {now[:12]})",
+                )
+            )
+    del recorded  # records not logged yet wait for the next sequencing: not a problem
+    return problems

@@ -21,11 +21,15 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, func, select
 
+from engine.domain.history import AuditReport, audit_case
 from engine.domain.merkle import MerkleTree, leaf_hash
-from engine.sql.store import is_postgres
-from engine.sql.tables import history, log_leaves
+from engine.domain.model import Model
+from engine.domain.records import HistoryRecord
+from engine.runtime.errors import CorruptCaseError, StoreError
+from engine.sql.store import decode_case, is_postgres, load_model_data, record_from_row
+from engine.sql.tables import cases, history, log_leaves
 
-__all__ = ["LogProblem", "check_log", "log_root", "sequence"]
+__all__ = ["LogProblem", "audit_cases", "check_log", "log_root", "sequence"]
 
 _BATCH = 5_000
 
@@ -119,3 +123,49 @@ def check_log(conn: Connection) -> list[LogProblem]:
             )
     del recorded  # records not logged yet wait for the next sequencing: not a problem
     return problems
+
+
+def audit_cases(conn: Connection, batch: int = 500) -> Iterator[tuple[str, AuditReport]]:
+    """Every stored case, in id order, audited against its history under its pinned model
+    (``audit_case``): a batch of cases and their records per two queries, so the whole database
+    streams through in bounded memory."""
+    models: dict[str, Model] = {}
+    last = ""
+    while True:
+        rows = conn.execute(
+            select(cases.c.id, cases.c.body)
+            .where(cases.c.id > last)
+            .order_by(cases.c.id)
+            .limit(batch)
+        ).all()
+        if not rows:
+            return
+        ids = [row.id for row in rows]
+        records: dict[str, list[HistoryRecord]] = {}
+        query = (
+            select(history)
+            .where(history.c.case_id.in_(ids))
+            .order_by(history.c.case_id, history.c.seq)
+        )
+        for row in conn.execute(query):
+            records.setdefault(row.case_id, []).append(record_from_row(row))
+        for row in rows:
+            try:
+                case = decode_case(row.body, row.id)
+                model = models.get(case.model_hash) or _model(conn, case.model_hash, models)
+            except (CorruptCaseError, StoreError) as exc:
+                yield row.id, AuditReport(0, (exc.message,))
+                continue
+            yield row.id, audit_case(case, model, records.get(row.id, []))
+        last = ids[-1]
+
+
+def _model(conn: Connection, model_hash: str, cache: dict[str, Model]) -> Model:
+    data = load_model_data(conn, model_hash)
+    if data is None:
+        raise StoreError(f"definition {model_hash[:12]} is missing from the database")
+    model = Model.from_data(data)
+    if model.hash != model_hash:
+        raise StoreError(f"definition {model_hash[:12]} does not hash to its key")
+    cache[model_hash] = model
+    return model

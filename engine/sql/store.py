@@ -93,6 +93,7 @@ __all__ = [
     "open_case_models",
     "open_engine",
     "read",
+    "record_from_row",
     "release_quarantined",
     "rewrap_reporters",
     "safe_url",
@@ -395,6 +396,11 @@ def rewrap_reporters(conn: Connection, ring: KeyRing) -> int:
             .values(key_id=sealed.key_id, wrapped_key=sealed.wrapped_key)
         )
     return len(rows)
+
+
+def record_from_row(row: Any) -> HistoryRecord:
+    """A ``history`` row as the record it stores."""
+    return _record(row)
 
 
 def _record(row: Any) -> HistoryRecord:

@@ -6,22 +6,16 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
+
+from tests.lapor_process import lapor as run_lapor
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURE = ROOT / "tests" / "fixtures" / "bpmn" / "permit-span-race-ladder.bpmn"
 
 
 def lapor(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "engine.faces.cli.main", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "LAPOR_IDENTITY_KEY": ""},
-    )
+    return run_lapor(*args, cwd=cwd, env={"LAPOR_IDENTITY_KEY": ""})
 
 
 def test_a_bpmn_workflow_in_a_project_validates_and_runs_cases(tmp_path: Path) -> None:

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
+
+from tests.lapor_process import lapor as run_lapor
 
 ROOT = Path(__file__).resolve().parents[2]
 INTAKE = {"category": "kesehatan", "region": "ID-JK", "channel": "web", "description": "x"}
@@ -15,17 +16,10 @@ IDENTITY = {"name": "Rina Wulandari", "phone": "081234567890"}
 
 
 def lapor(*args: str, cwd: Path, key_file: Path | None = None) -> subprocess.CompletedProcess[str]:
-    env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "LAPOR_PROJECT": str(ROOT)}
+    env = {"LAPOR_PROJECT": str(ROOT)}
     if key_file is not None:
         env["LAPOR_KEY_FILE"] = str(key_file)
-    return subprocess.run(
-        [sys.executable, "-m", "engine.faces.cli.main", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-    )
+    return run_lapor(*args, cwd=cwd, env=env)
 
 
 def test_an_operator_keeps_identities_sealed_and_reporters_acting_on_their_own_case(

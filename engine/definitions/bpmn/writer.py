@@ -16,6 +16,7 @@ per lane, the ladders in the engine's band.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -143,24 +144,16 @@ class _Writer:
 
     def lane_of(self, state: str) -> str:
         """The role that acts on a state most (ties: the first in the file), else the role of
-        the transitions that enter it."""
-        counts: dict[str, int] = {}
-        for t in self.workflow.transitions.values():
-            if state in t.sources:
-                for role in t.roles:
-                    counts[role] = counts.get(role, 0) + 1
-        if not counts:
-            for t in self.workflow.transitions.values():
-                if t.to == state:
-                    for role in t.roles:
-                        counts[role] = counts.get(role, 0) + 1
-        human = {r: n for r, n in counts.items() if r != "system"} or counts
-        order = list(self.workflow.roles)
-        return (
-            max(human, key=lambda r: (human[r], -order.index(r) if r in order else 0))
-            if (human)
-            else next(iter(self.workflow.roles), "system")
+        the transitions that enter it; the engine's own role only when no other acts."""
+        transitions = self.workflow.transitions.values()
+        counts = Counter(r for t in transitions if state in t.sources for r in t.roles) or Counter(
+            r for t in transitions if t.to == state for r in t.roles
         )
+        human = Counter({r: n for r, n in counts.items() if r != "system"}) or counts
+        if not human:
+            return next(iter(self.workflow.roles), "system")
+        order = list(self.workflow.roles)
+        return max(human, key=lambda r: (human[r], -order.index(r) if r in order else 0))
 
     def entry(self, state: str) -> str:
         """Where a flow into ``state`` ends: its join gateway when several flows enter it."""

@@ -18,18 +18,20 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, Select, func, select
 
 from engine.domain.history import AuditReport, audit_case
 from engine.domain.merkle import MerkleTree, leaf_hash
 from engine.domain.model import Model
 from engine.domain.records import HistoryRecord
 from engine.runtime.errors import CorruptCaseError, StoreError
-from engine.sql.store import decode_case, is_postgres, load_model_data, record_from_row
+from engine.runtime.histories import EVERY_CASE, CaseHistory, Selection
+from engine.sql.store import decode_case, epoch_us, is_postgres, load_model_data, record_from_row
 from engine.sql.tables import cases, history, log_leaves
 
-__all__ = ["LogProblem", "audit_cases", "check_log", "log_root", "sequence"]
+__all__ = ["LogProblem", "SqlHistories", "audit_cases", "check_log", "log_root", "sequence"]
 
 _BATCH = 5_000
 
@@ -125,47 +127,69 @@ def check_log(conn: Connection) -> list[LogProblem]:
     return problems
 
 
+class SqlHistories:
+    """The embedded store as a ``HistorySource``: a batch of cases and their records per two
+    queries, so the whole database streams through in bounded memory."""
+
+    def __init__(self, conn: Connection, batch: int = 500) -> None:
+        self.conn = conn
+        self.batch = batch
+        self._models: dict[str, Model] = {}
+
+    def _where(self, query: Select[Any], selection: Selection) -> Select[Any]:
+        if selection.since is not None:
+            query = query.where(cases.c.opened_us >= epoch_us(selection.since))
+        if selection.case_ids:
+            query = query.where(cases.c.id.in_(selection.case_ids))
+        return query
+
+    def count(self, selection: Selection = EVERY_CASE) -> int | None:
+        query = self._where(select(func.count()).select_from(cases), selection)
+        return int(self.conn.scalar(query) or 0)
+
+    def histories(self, selection: Selection = EVERY_CASE) -> Iterator[CaseHistory]:
+        last = ""
+        while True:
+            query = select(cases.c.id, cases.c.body).where(cases.c.id > last)
+            query = self._where(query, selection).order_by(cases.c.id).limit(self.batch)
+            rows = self.conn.execute(query).all()
+            if not rows:
+                return
+            ids = [row.id for row in rows]
+            records: dict[str, list[HistoryRecord]] = {}
+            chains = (
+                select(history)
+                .where(history.c.case_id.in_(ids))
+                .order_by(history.c.case_id, history.c.seq)
+            )
+            for record_row in self.conn.execute(chains):
+                records.setdefault(record_row.case_id, []).append(record_from_row(record_row))
+            for row in rows:
+                chain = tuple(records.get(row.id, ()))
+                try:
+                    case = decode_case(row.body, row.id)
+                    model = self._models.get(case.model_hash) or self._model(case.model_hash)
+                except (CorruptCaseError, StoreError) as exc:
+                    yield CaseHistory(row.id, chain, None, problem=exc.message)
+                    continue
+                yield CaseHistory(row.id, chain, model, case)
+            last = ids[-1]
+
+    def _model(self, model_hash: str) -> Model:
+        data = load_model_data(self.conn, model_hash)
+        if data is None:
+            raise StoreError(f"definition {model_hash[:12]} is missing from the database")
+        model = Model.from_data(data)
+        if model.hash != model_hash:
+            raise StoreError(f"definition {model_hash[:12]} does not hash to its key")
+        self._models[model_hash] = model
+        return model
+
+
 def audit_cases(conn: Connection, batch: int = 500) -> Iterator[tuple[str, AuditReport]]:
-    """Every stored case, in id order, audited against its history under its pinned model
-    (``audit_case``): a batch of cases and their records per two queries, so the whole database
-    streams through in bounded memory."""
-    models: dict[str, Model] = {}
-    last = ""
-    while True:
-        rows = conn.execute(
-            select(cases.c.id, cases.c.body)
-            .where(cases.c.id > last)
-            .order_by(cases.c.id)
-            .limit(batch)
-        ).all()
-        if not rows:
-            return
-        ids = [row.id for row in rows]
-        records: dict[str, list[HistoryRecord]] = {}
-        query = (
-            select(history)
-            .where(history.c.case_id.in_(ids))
-            .order_by(history.c.case_id, history.c.seq)
-        )
-        for row in conn.execute(query):
-            records.setdefault(row.case_id, []).append(record_from_row(row))
-        for row in rows:
-            try:
-                case = decode_case(row.body, row.id)
-                model = models.get(case.model_hash) or _model(conn, case.model_hash, models)
-            except (CorruptCaseError, StoreError) as exc:
-                yield row.id, AuditReport(0, (exc.message,))
-                continue
-            yield row.id, audit_case(case, model, records.get(row.id, []))
-        last = ids[-1]
-
-
-def _model(conn: Connection, model_hash: str, cache: dict[str, Model]) -> Model:
-    data = load_model_data(conn, model_hash)
-    if data is None:
-        raise StoreError(f"definition {model_hash[:12]} is missing from the database")
-    model = Model.from_data(data)
-    if model.hash != model_hash:
-        raise StoreError(f"definition {model_hash[:12]} does not hash to its key")
-    cache[model_hash] = model
-    return model
+    """Every stored case, in id order, audited against its history under its pinned model."""
+    for found in SqlHistories(conn, batch).histories():
+        if found.problem is not None or found.model is None or found.case is None:
+            yield found.case_id, AuditReport(0, (found.problem or "unreadable",))
+            continue
+        yield found.case_id, audit_case(found.case, found.model, found.records)

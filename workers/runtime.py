@@ -284,6 +284,18 @@ class TemporalRuntime(Runtime):
         """Run ``coro`` on the runtime's event loop, where ``self.client`` lives."""
         return self._loop.run(coro)
 
+    def case_ids(self) -> list[str]:
+        """Every case of the namespace, sorted (from the visibility store, each id once)."""
+        return self._loop.run(self._case_ids())
+
+    async def _case_ids(self) -> list[str]:
+        found: set[str] = set()
+        query = f"WorkflowType = '{CaseWorkflow.__name__}'"
+        with _mapped("the namespace"):
+            async for execution in self.client.list_workflows(query):
+                found.add(execution.id)
+        return sorted(found)
+
     def run_ids(self, case_id: str) -> list[str]:
         """The run ids of the case's workflow, first to latest (continue-as-new links them)."""
         return self._loop.run(self._run_ids(case_id))

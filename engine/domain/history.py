@@ -9,15 +9,23 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Any
 
+from engine.domain.canonical import canonical_json
 from engine.domain.case import GENESIS, Case
+from engine.domain.errors import LaporError
 from engine.domain.events import ClockLapsed, event_from_json, instant
 from engine.domain.machine import Decision, decide, wake_at
 from engine.domain.model import Model
 from engine.domain.records import HistoryRecord
 
-__all__ = ["AuditReport", "audit_case", "replay", "verify_chain", "what_if"]
+__all__ = ["MISSED_LAPSE_GRACE", "AuditReport", "audit_case", "replay", "verify_chain", "what_if"]
+
+
+MISSED_LAPSE_GRACE = timedelta(minutes=15)
+"""How long after a deadline's wake-up a runtime may take to record the lapse before an audit
+calls it missed: a timer loop polls, and a busy one falls behind by seconds, not minutes."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,44 +54,132 @@ def verify_chain(records: Sequence[HistoryRecord]) -> list[str]:
     return problems
 
 
-def replay(model: Model, records: Sequence[HistoryRecord]) -> AuditReport:
-    """Re-derive every recorded decision with ``model`` and compare."""
+def replay(
+    model: Model,
+    records: Sequence[HistoryRecord],
+    *,
+    as_of: datetime | None = None,
+) -> AuditReport:
+    """Re-derive every recorded decision with ``model`` and compare.
+
+    A divergence is reported once, at the first record where it shows, naming what was recorded
+    against what the policy derives (an escalation it did not call for, a lapse it called for
+    that is missing); later records would only repeat it. ``as_of`` (the time the evidence was
+    taken) also catches a deadline that passed with nothing recorded at the end of the history.
+    """
     problems = verify_chain(records)
     case: Case | None = None
     for record in records:
         if record.model_hash != model.hash:
             problems.append(
-                f"record {record.seq}: recorded under model {record.model_hash[:12]}, "
-                f"replaying with {model.hash[:12]}"
+                f"record {record.seq}: decided under model {record.model_hash[:12]}, but the "
+                f"case is pinned to {model.hash[:12]}"
             )
             break
         try:
-            decision = decide(model, case, event_from_json(record.event), instant(record.at))
-        except ValueError as exc:  # e.g. records out of time order
+            event = event_from_json(record.event)
+            decision = decide(model, case, event, instant(record.at))
+        except (ValueError, LaporError) as exc:  # records out of time order, a garbled event
             problems.append(f"record {record.seq}: {exc}")
             break
         if decision.record is None:
-            reason = decision.rejection.reason if decision.rejection else "nothing to decide"
-            problems.append(f"record {record.seq}: replay did not accept the event ({reason})")
+            problems.append(f"record {record.seq}: {_not_accepted(record, case, decision)}")
             break
-        if decision.record.effects != record.effects:
-            problems.append(
-                f"record {record.seq}: re-derived effects differ from the recorded ones"
-            )
-        elif decision.record.hash != record.hash:
+        recorded = [dict(e) for e in record.effects]
+        derived = [dict(e) for e in decision.record.effects]
+        if derived != recorded:
+            problems.append(f"record {record.seq}: {_divergence(recorded, derived)}")
+            break
+        if decision.record.hash != record.hash:
             problems.append(f"record {record.seq}: re-derived record hash differs")
+            break
         case = decision.case
+    else:
+        if as_of is not None and case is not None:
+            problems += _missed_lapse(model, case, as_of)
     return AuditReport(len(records), tuple(problems), case)
 
 
-def audit_case(case: Case, model: Model, records: Sequence[HistoryRecord]) -> AuditReport:
+def audit_case(
+    case: Case, model: Model, records: Sequence[HistoryRecord], *, as_of: datetime | None = None
+) -> AuditReport:
     """``replay`` of a stored case's history, and a check that the stored case is the one its
     history derives (a hand-edited case row passes the chain but not this)."""
-    report = replay(model, records)
+    report = replay(model, records, as_of=as_of)
     problems = list(report.problems)
     if report.ok and report.case != case:
         problems.append("the stored case differs from the one its history derives")
     return AuditReport(report.records, tuple(problems), report.case)
+
+
+def _not_accepted(record: HistoryRecord, case: Case | None, decision: Decision) -> str:
+    escalations = [e for e in record.effects if e.get("kind") == "escalated"]
+    if record.event.get("kind") == "clock_lapsed" and case is not None:
+        clock = case.clock(str(record.event.get("clock")))
+        due = (
+            "it is not running"
+            if clock is None or clock.due_at is None
+            else (f"its deadline is {clock.due_at.isoformat()}")
+        )
+        what = (
+            f"an escalation to {escalations[0].get('to')} the policy did not call for"
+            if escalations
+            else "a lapse the policy did not call for"
+        )
+        return f"records {what}: clock {record.event.get('clock')} had not lapsed ({due})"
+    reason = decision.rejection.reason if decision.rejection else "nothing to decide"
+    return f"the policy would not accept this event ({reason})"
+
+
+def _divergence(recorded: list[dict[str, Any]], derived: list[dict[str, Any]]) -> str:
+    """The first difference between recorded and re-derived effects, in an auditor's words."""
+    for kind in ("escalated", "lapsed"):
+        ours = [e for e in recorded if e.get("kind") == kind]
+        policy = [e for e in derived if e.get("kind") == kind]
+        extra = [e for e in ours if e not in policy]
+        missing = [e for e in policy if e not in ours]
+        if extra:
+            return f"records {_effect_text(extra[0])} that the policy did not call for"
+        if missing:
+            return f"the policy calls for {_effect_text(missing[0])} here; it was not recorded"
+    for index, (ours_one, policy_one) in enumerate(zip(recorded, derived, strict=False), 1):
+        if ours_one != policy_one:
+            return (
+                f"effect {index} differs: recorded {_compact(ours_one)}, "
+                f"re-derived {_compact(policy_one)}"
+            )
+    return (
+        f"recorded {len(recorded)} effect(s), the policy derives {len(derived)}: "
+        f"first extra {_compact((recorded + derived)[min(len(recorded), len(derived))])}"
+    )
+
+
+def _effect_text(effect: dict[str, Any]) -> str:
+    if effect.get("kind") == "escalated":
+        return (
+            f"an escalation of clock {effect.get('clock')} to {effect.get('to')} "
+            f"(level {effect.get('level')})"
+        )
+    return f"a lapse of clock {effect.get('clock')} (due {effect.get('due_at')})"
+
+
+def _compact(effect: dict[str, Any]) -> str:
+    text = canonical_json(effect)
+    return text if len(text) <= 160 else text[:157] + "..."
+
+
+def _missed_lapse(model: Model, case: Case, as_of: datetime) -> list[str]:
+    """A running deadline that passed before ``as_of`` with no record of its lapse."""
+    due = case.next_due
+    if due is None or case.closed or wake_at(due) + MISSED_LAPSE_GRACE > as_of:
+        return []
+    clock = next(c for c in case.clocks if c.running and c.due_at == due)
+    spec = model.clock(clock.name)
+    then = "escalated" if spec.escalate is not None else f"taken {spec.fire!r}"
+    return [
+        f"record {case.seq + 1}: clock {clock.name} lapsed at {due.isoformat()} and should "
+        f"have {then}; nothing was recorded by {as_of.isoformat()}"
+    ]
 
 
 def what_if(

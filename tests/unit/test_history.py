@@ -265,7 +265,7 @@ def test_replay_with_a_different_model_is_reported_as_a_model_mismatch(
     report = replay(other, history)
 
     assert not report.ok
-    assert any("recorded under model" in p for p in report.problems)
+    assert any("decided under model" in p for p in report.problems)
 
 
 def test_a_model_changed_with_dataclasses_replace_gets_a_new_hash(model: Model) -> None:

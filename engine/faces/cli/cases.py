@@ -18,11 +18,12 @@ from types import FrameType
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Engine
 from typer.core import TyperGroup
 
 from engine.domain.errors import LaporError
 from engine.domain.events import instant
+from engine.faces.cli.options import DEFAULT_DB, AsJson, Db, Temporal
 from engine.faces.cli.project_option import ProjectDir, use_project
 from engine.faces.presenting import printable
 
@@ -33,23 +34,7 @@ if TYPE_CHECKING:
     from engine.sql.embedded import EmbeddedRuntime
     from engine.sql.outbox import OutboxDelivery
 
-__all__ = ["register"]
-
-DEFAULT_DB = "sqlite:///lapor.db"
-
-Db = Annotated[
-    str,
-    typer.Option("--db", envvar="LAPOR_DB", help="Database URL (sqlite:///FILE or postgresql://)."),
-]
-AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
-Temporal = Annotated[
-    str | None,
-    typer.Option(
-        "--temporal",
-        envvar="LAPOR_TEMPORAL",
-        help="Use the Temporal runtime at this address (host:port) instead of --db.",
-    ),
-]
+__all__ = ["DEFAULT_DB", "AsJson", "Db", "Temporal", "register"]
 
 
 def register(app: typer.Typer) -> None:
@@ -66,6 +51,8 @@ def register(app: typer.Typer) -> None:
     audit_app.command(_AuditGroup.default)(audit)
     audit_app.command("replay")(audit_replay)
     audit_app.command("checkpoint")(audit_checkpoint)
+    from engine.faces.cli.verify import audit_verify
+
     audit_app.command("verify")(audit_verify)
     app.add_typer(audit_app, name="audit")
     app.command("run")(run)
@@ -528,64 +515,3 @@ def audit_checkpoint(
         output.write_text(text, encoding="utf-8")
     else:
         typer.echo(text, nl=False)
-
-
-def audit_verify(
-    db: Db = DEFAULT_DB,
-    checkpoint: Annotated[
-        Path | None, typer.Option(help="A checkpoint kept from `lapor audit checkpoint`.")
-    ] = None,
-    verifier: Annotated[
-        str | None, typer.Option(help="The checkpoint's verifier key (name+hash+key).")
-    ] = None,
-) -> None:
-    """Check every case's chain and decisions, the Merkle log against the history, and the log
-    against a kept checkpoint; one line per problem, exit 1 if any."""
-    from engine.runtime.checkpoints import Checkpoint, open_checkpoint
-    from engine.sql import store
-    from engine.sql.auditlog import check_log, log_root
-
-    problems: list[str] = []
-    engine = store.open_engine(db, create=False)
-    try:
-        problems += [str(p) for p in store.read(engine, check_log, action="check the log")]
-        kept = None
-        if checkpoint is not None:
-            try:
-                text = checkpoint.read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError) as exc:
-                raise LaporError(f"cannot read checkpoint {checkpoint}: {exc}") from None
-            kept = open_checkpoint(text, verifier) if verifier else Checkpoint.parse(text)
-            size, root = store.read(
-                engine, lambda conn: log_root(conn, kept.size), action="read the log"
-            )
-            if size < kept.size:
-                problems.append(
-                    f"log: the checkpoint covers {kept.size} records, the log holds "
-                    f"{size}: it was truncated"
-                )
-            elif root != kept.root:
-                problems.append(
-                    f"log: the first {kept.size} records no longer hash to the "
-                    "checkpoint's root: records were rewritten or removed"
-                )
-        audited, found = store.read(engine, _case_problems, action="audit the cases")
-        problems += found
-    finally:
-        engine.dispose()
-    for problem in problems:
-        typer.echo(printable(f"PROBLEM {problem}"))
-    if problems:
-        raise typer.Exit(1)
-    typer.echo(f"ok: {audited} case(s), the log and every chain verified")
-
-
-def _case_problems(conn: Connection) -> tuple[int, list[str]]:
-    """Audit every stored case, streamed (``engine.sql.auditlog``): how many, and the problems."""
-    from engine.sql.auditlog import audit_cases
-
-    count, problems = 0, list[str]()
-    for case_id, report in audit_cases(conn):
-        count += 1
-        problems.extend(f"{case_id}: {p}" for p in report.problems)
-    return count, problems

@@ -91,7 +91,15 @@ def replay(
             problems.append(f"record {record.seq}: {_divergence(recorded, derived)}")
             break
         if decision.record.hash != record.hash:
-            problems.append(f"record {record.seq}: re-derived record hash differs")
+            fields = [
+                name
+                for name in ("actor", "at", "event", "model_hash", "prev_hash")
+                if getattr(decision.record, name) != getattr(record, name)
+            ]
+            problems.append(
+                f"record {record.seq}: the recorded {', '.join(fields) or 'record'} is not "
+                "what the event re-derives"
+            )
             break
         case = decision.case
     else:

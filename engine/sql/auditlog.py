@@ -27,6 +27,7 @@ from engine.domain.merkle import MerkleTree, leaf_hash
 from engine.domain.model import Model
 from engine.domain.records import HistoryRecord
 from engine.runtime.errors import CorruptCaseError, StoreError
+from engine.runtime.exports import LoggedHistory, LogSnapshot
 from engine.runtime.histories import EVERY_CASE, CaseHistory, Selection
 from engine.sql.store import decode_case, epoch_us, is_postgres, load_model_data, record_from_row
 from engine.sql.tables import cases, history, log_leaves
@@ -193,3 +194,55 @@ def audit_cases(conn: Connection, batch: int = 500) -> Iterator[tuple[str, Audit
             yield found.case_id, AuditReport(0, (found.problem or "unreadable",))
             continue
         yield found.case_id, audit_case(found.case, found.model, found.records)
+
+
+def export_snapshot(
+    conn: Connection, selection: Selection = EVERY_CASE, batch: int = 500
+) -> LogSnapshot:
+    """The log as ``lapor audit export`` reads it: its size now, its record hashes in position
+    order, and the selected cases' logged records with their positions, in case id order, a
+    batch of cases per two queries.
+
+    Only records below that size are exported: one decided after the sequencer last ran joins
+    the next export, and a case with no logged record yet is left out. Leaves below the size
+    never change and neither do records, so the three reads agree even where the transaction
+    is no snapshot (PostgreSQL's READ COMMITTED while another sequencer appends).
+    """
+    size = int(conn.scalar(select(func.count()).select_from(log_leaves)) or 0)
+
+    def record_hashes() -> Iterator[bytes]:
+        for _, _, _, record_hash in _leaves(conn, size):
+            yield bytes.fromhex(record_hash)
+
+    def histories() -> Iterator[LoggedHistory]:
+        last = ""
+        while True:
+            query = select(cases.c.id).where(cases.c.id > last)
+            if selection.since is not None:
+                query = query.where(cases.c.opened_us >= epoch_us(selection.since))
+            if selection.case_ids:
+                query = query.where(cases.c.id.in_(selection.case_ids))
+            ids = list(conn.scalars(query.order_by(cases.c.id).limit(batch)))
+            if not ids:
+                return
+            logged = (
+                select(history, log_leaves.c.position)
+                .join(
+                    log_leaves,
+                    (log_leaves.c.case_id == history.c.case_id)
+                    & (log_leaves.c.seq == history.c.seq),
+                )
+                .where(history.c.case_id.in_(ids), log_leaves.c.position < size)
+                .order_by(history.c.case_id, history.c.seq)
+            )
+            found: dict[str, list[tuple[int, HistoryRecord]]] = {}
+            for row in conn.execute(logged):
+                found.setdefault(row.case_id, []).append((row.position, record_from_row(row)))
+            for case_id in ids:
+                chain = found.get(case_id)
+                if chain:
+                    positions = tuple(position for position, _ in chain)
+                    yield LoggedHistory(case_id, tuple(r for _, r in chain), positions)
+            last = ids[-1]
+
+    return LogSnapshot(size, record_hashes, histories)

@@ -54,6 +54,9 @@ def register(app: typer.Typer) -> None:
     from engine.faces.cli.verify import audit_verify
 
     audit_app.command("verify")(audit_verify)
+    from engine.faces.cli.export import register as register_export
+
+    register_export(audit_app)
     app.add_typer(audit_app, name="audit")
     app.command("run")(run)
     db_app = typer.Typer(no_args_is_help=True, help="The runtime's database schema.")

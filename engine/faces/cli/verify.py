@@ -201,4 +201,37 @@ def _verify_export(
     checkpoint: Path | None,
     verifier: str | None,
 ) -> tuple[list[str], VerifyTally]:
-    raise LaporError(f"{path}: reading exports is not wired yet")
+    """An export file: its records against its checkpoint, the checkpoint against the verifier
+    key or a kept checkpoint the auditor holds (the manifest's own key proves nothing: whoever
+    rewrote the export could have re-signed it), then every case."""
+    from engine.runtime.checkpoints import open_checkpoint
+    from engine.runtime.exports import ExportHistories, check_export_log
+
+    source = ExportHistories(path)
+    manifest = source.manifest
+    problems = check_export_log(path, manifest)
+    if verifier is not None:
+        open_checkpoint(manifest.note, verifier)  # raises, one line, if it does not verify
+    if checkpoint is not None:
+        problems += _export_against_kept(path, manifest.checkpoint, checkpoint, verifier)
+    walked, tally = _walk(source, selection, as_of)
+    _unknown(selection, tally, set())
+    return problems + walked, tally
+
+
+def _export_against_kept(
+    path: Path, exported: object, kept_path: Path, verifier: str | None
+) -> list[str]:
+    from engine.runtime.checkpoints import Checkpoint, open_checkpoint
+
+    try:
+        text = kept_path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LaporError(f"cannot read checkpoint {kept_path}: {exc}") from None
+    kept = open_checkpoint(text, verifier) if verifier else Checkpoint.parse(text)
+    if exported == kept:
+        return []
+    return [
+        f"log: {path.name}'s checkpoint is not the kept one ({kept.size} records): compare "
+        "them with `lapor audit verify --db --checkpoint`, which checks the log only grew"
+    ]

@@ -34,10 +34,16 @@ class TemporalHistories:
                 chain, conflicts = merge_runs(self.backend.run_records(case_id))
                 records = tuple(HistoryRecord.from_json(r) for r in chain)
                 case = self.backend.case(case_id)
-                model = self.backend.model_of(case_id)
+                current = self.backend.model_of(case_id)
             except LaporError as exc:
                 yield CaseHistory(case_id, (), None, problem=exc.message)
                 continue
-            found = CaseHistory(case_id, records, model, case, "; ".join(conflicts) or None)
+            known = {m.hash: m for m in (*self.backend.models.values(), current)}
+            first = records[0].model_hash if records else current.hash
+            model = known.get(first)
+            problem = "; ".join(conflicts) or None
+            if model is None:  # migrated from a model this process does not have
+                problem = f"model {first[:12]} the case started under is not registered here"
+            found = CaseHistory(case_id, records, model, case, problem, models=known.get)
             if selection.wants(found):
                 yield found

@@ -65,8 +65,10 @@ from engine.domain.model import Model
 from engine.domain.records import HistoryRecord
 from engine.runtime.contract import (
     Command,
+    MigrateCommand,
     Outcome,
     Runtime,
+    SignalCommand,
     StartCommand,
     check_key_reuse,
     model_for_workflow,
@@ -221,6 +223,8 @@ class TemporalRuntime(Runtime):
             return with_reporter_token(self.keyring, await self._start(command, at))
         if at is not None:
             await self._skip_to(command.case_id, at)
+        if isinstance(command, MigrateCommand):
+            return await self._migrate(command)
         # Checked here, before the signal reaches the server: the token must never sit in the
         # workflow's event history.
         refusal = reporter_refusal(self.keyring, command)
@@ -403,8 +407,7 @@ class TemporalRuntime(Runtime):
 
     # --- signals -----------------------------------------------------------------------------
 
-    async def _signal(self, command: Command) -> Outcome:
-        assert not isinstance(command, StartCommand)
+    async def _signal(self, command: SignalCommand) -> Outcome:
         signal, case_id = command.signal, command.case_id
         args = [signal.name, str(signal.actor), dict(signal.data), signal.key]
         try:
@@ -430,13 +433,31 @@ class TemporalRuntime(Runtime):
             record = next((r for r in await self._merged(case_id) if r["seq"] == seq), None)
         return Outcome(case_id, _decision(case, record), replayed=replayed)
 
-    async def _refuse_on_closed(self, command: Command, error: RPCError) -> Outcome:
+    async def _migrate(self, command: MigrateCommand) -> Outcome:
+        case_id = command.case_id
+        args = [json.dumps(command.model.to_data()), str(command.actor), dict(command.states)]
+        try:
+            outcome = await self._handle(case_id).execute_update(
+                CaseWorkflow.migrate_case, args=args
+            )
+        except WorkflowUpdateFailedError as exc:
+            cause = exc.cause
+            if not (isinstance(cause, ApplicationError) and cause.type):
+                raise RuntimeUnavailableError(f"case {case_id}: the update failed: {exc}") from None
+            case = await self._case(case_id)
+            rejection = Rejection(cause.type, cause.message)  # type: ignore[arg-type]
+            return Outcome(case_id, Decision(case, rejection=rejection))
+        except RPCError as exc:
+            with _mapped(case_id):
+                raise exc from None
+        return Outcome(case_id, _decision(Case.from_json(outcome["case"]), outcome["record"]))
+
+    async def _refuse_on_closed(self, command: SignalCommand, error: RPCError) -> Outcome:
         """The run ended because the case closed: the core still gives the refusal's reason.
 
         ``decide`` is pure, so asking it here (on the case the finished workflow reports) gives
         the same ``closed`` rejection the workflow would have given; nothing is recorded.
         """
-        assert not isinstance(command, StartCommand)
         case_id = command.case_id
         with _mapped(case_id):
             description = await self._handle(case_id).describe()

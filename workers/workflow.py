@@ -44,7 +44,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
@@ -54,7 +54,7 @@ from temporalio.exceptions import ApplicationError
 with workflow.unsafe.imports_passed_through():
     from engine.domain.case import Case, agency_view
     from engine.domain.errors import LaporError
-    from engine.domain.events import Actor, ClockLapsed, Signal, Started
+    from engine.domain.events import Actor, ClockLapsed, Migrated, Signal, Started
     from engine.domain.machine import Decision, decide, wake_at
     from engine.domain.model import Model
     from engine.runtime.contract import SignalCommand, request_fingerprint
@@ -69,6 +69,7 @@ with workflow.unsafe.imports_passed_through():
 
 __all__ = [
     "KEYED_SIGNALS_PATCH",
+    "MIGRATION_PATCH",
     "PASSTHROUGH_MODULES",
     "SEARCH_ATTRIBUTES_PATCH",
     "CaseInput",
@@ -87,6 +88,9 @@ PASSTHROUGH_MODULES = (
 #: The ``workflow.patched`` id guarding the search-attribute upserts (see the module docstring).
 #: Never rename it: recorded histories carry it in their patch markers.
 SEARCH_ATTRIBUTES_PATCH = "search-attributes"
+#: Marks the runs that moved their case onto another model (``migrate_case``): the model a run
+#: continues with is then the migrated one, not its input's.
+MIGRATION_PATCH = "migrate-case"
 
 #: The ``workflow.patched`` id guarding idempotent keyed signals: a key seen before answers its
 #: first outcome (or ``key_reused``) instead of being decided again. Never rename it.
@@ -127,7 +131,8 @@ class CaseInput:
 @dataclass
 class _Pending:
     number: int
-    signal: Signal
+    signal: Signal | Migrated
+    target: Model | None = None  # a migration's new model
 
 
 @dataclass
@@ -147,6 +152,7 @@ class CaseWorkflow:
         # its first workflow task is validated before ``run`` has started. So what they need
         # (the model, a continued run's case) is set here, from the input, not in ``run``.
         self._model: Model | None = _model_from(params.model_json)
+        self._model_json = params.model_json
         self._offset = timedelta(seconds=params.clock_offset_s)
         self._case: Case | None = None
         self._history: list[dict[str, Any]] = []
@@ -222,7 +228,7 @@ class CaseWorkflow:
                 keep = self._history[-params.history_keep :] if params.history_keep > 0 else []
                 workflow.continue_as_new(
                     CaseInput(
-                        model_json=params.model_json,
+                        model_json=self._model_json,
                         case_id=params.case_id,
                         data={},
                         actor=params.actor,
@@ -297,16 +303,30 @@ class CaseWorkflow:
 
     def _decide_pending(self, pending: _Pending) -> None:
         assert self._model is not None
-        decision = decide(self._model, self._case, pending.signal, self._now())
+        if isinstance(pending.signal, Migrated):
+            assert pending.target is not None and self._case is not None
+            event = replace(pending.signal, source=self._model)
+            decision = decide(pending.target, self._case, event, self._now())
+            if decision.accepted and workflow.patched(MIGRATION_PATCH):
+                self._model = pending.target
+                self._model_json = json.dumps(pending.target.to_data())
+        else:
+            decision = decide(self._model, self._case, pending.signal, self._now())
         if decision.rejection is not None:
             rejection = (decision.rejection.code, decision.rejection.reason)
             self._outcomes[pending.number] = _Outcome(rejection=rejection)
             return
         self._store(decision)
         record = decision.record.to_json() if decision.record is not None else None
-        if pending.signal.key is not None and record is not None and self._case is not None:
-            command = SignalCommand(self._case.id, pending.signal)
-            self._keys[pending.signal.key] = [request_fingerprint(command), record["seq"]]
+        signal = pending.signal
+        if (
+            isinstance(signal, Signal)
+            and signal.key is not None
+            and record is not None
+            and self._case
+        ):
+            command = SignalCommand(self._case.id, signal)
+            self._keys[signal.key] = [request_fingerprint(command), record["seq"]]
         self._outcomes[pending.number] = _Outcome(record=record)
 
     def _store(self, decision: Decision) -> None:
@@ -394,6 +414,27 @@ class CaseWorkflow:
         assert self._case is not None
         return {"case": self._case.to_json(), "record": outcome.record}
 
+    @workflow.update
+    async def migrate_case(
+        self, model_json: str, actor: str, states: dict[str, str]
+    ) -> dict[str, Any]:
+        """Move the case onto the model ``model_json`` (``engine.runtime.contract.MigrateCommand``),
+        decided in turn with the signals, like one."""
+        target = _model_from(model_json)
+        assert self._case is not None and self._model is not None
+        applied = {k: v for k, v in states.items() if k == self._case.state}
+        event = Migrated(self._case.model_hash, target.hash, Actor.parse(actor), applied)
+        self._numbered += 1
+        number = self._numbered
+        self._queue.append(_Pending(number, event, target))
+        await workflow.wait_condition(lambda: number in self._outcomes)
+        outcome = self._outcomes.pop(number)
+        if outcome.rejection is not None:
+            code, reason = outcome.rejection
+            raise ApplicationError(reason, type=code, non_retryable=True)
+        assert self._case is not None
+        return {"case": self._case.to_json(), "record": outcome.record}
+
     def _replay_key(self, signal: Signal) -> dict[str, Any]:
         """A keyed signal seen before: its first outcome again, or ``key_reused`` for another
         request under the same key (as every runtime answers, ``engine.runtime.contract``)."""
@@ -450,7 +491,7 @@ class CaseWorkflow:
     @workflow.query
     def model(self) -> str:
         """The pinned model (``Model.to_data()`` as JSON)."""
-        return self._params.model_json
+        return self._model_json
 
     @workflow.query
     def deliveries(self) -> dict[str, int]:

@@ -25,6 +25,7 @@ __all__ = [
     "Actor",
     "ClockLapsed",
     "ClockPaused",
+    "ClockRescheduled",
     "ClockResumed",
     "ClockStarted",
     "ClockStopped",
@@ -34,6 +35,7 @@ __all__ = [
     "Escalated",
     "Event",
     "Lapsed",
+    "Migrated",
     "Notify",
     "Rejection",
     "Routed",
@@ -199,7 +201,32 @@ class ClockLapsed:
         return {"kind": "clock_lapsed", "clock": self.clock, "due_at": utc_text(self.due_at)}
 
 
-Event = Started | Signal | ClockLapsed
+@dataclass(frozen=True, slots=True)
+class Migrated:
+    """An open case moves from the model it was pinned to onto another model of its workflow
+    (a regulation changed a deadline): ``to_model`` is decided from here on.
+
+    ``states`` maps a state of the old model to the one the case takes in the new (only where
+    the name changes). ``source`` is the old model itself, handed in by the runtime (the record
+    names it by ``from_model``); it is not part of the event's value."""
+
+    from_model: str
+    to_model: str
+    actor: Actor
+    states: Mapping[str, str] = field(default_factory=dict)
+    source: Any = field(default=None, compare=False, repr=False)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": "migrated",
+            "from_model": self.from_model,
+            "to_model": self.to_model,
+            "actor": str(self.actor),
+            "states": dict(self.states),
+        }
+
+
+Event = Started | Signal | ClockLapsed | Migrated
 
 
 def event_from_json(data: Mapping[str, Any]) -> Event:
@@ -215,7 +242,13 @@ def event_from_json(data: Mapping[str, Any]) -> Event:
         return Signal(data["name"], Actor.parse(data["actor"]), dict(data["data"]), data.get("key"))
     if kind == "clock_lapsed":
         return ClockLapsed(data["clock"], instant(data["due_at"]))
-    raise LaporError(f"unknown event kind {kind!r}; expected started, signal or clock_lapsed")
+    if kind == "migrated":
+        return Migrated(
+            data["from_model"], data["to_model"], Actor.parse(data["actor"]), dict(data["states"])
+        )
+    raise LaporError(
+        f"unknown event kind {kind!r}; expected started, signal, clock_lapsed or migrated"
+    )
 
 
 # --- effects (outputs) -------------------------------------------------------------------------
@@ -248,6 +281,16 @@ class ClockPaused:
 class ClockResumed:
     clock: str
     due_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ClockRescheduled:
+    """A migration recomputed an open clock under the new rules: a running clock gets the new
+    ``due_at``, a paused one the new ``remaining``."""
+
+    clock: str
+    due_at: datetime | None
+    remaining: Duration | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,6 +341,7 @@ Effect = (
     | ClockStopped
     | ClockPaused
     | ClockResumed
+    | ClockRescheduled
     | Lapsed
     | Escalated
     | Routed
@@ -311,6 +355,7 @@ _EFFECT_KINDS: dict[type[Any], str] = {
     ClockStopped: "clock_stopped",
     ClockPaused: "clock_paused",
     ClockResumed: "clock_resumed",
+    ClockRescheduled: "clock_rescheduled",
     Lapsed: "lapsed",
     Escalated: "escalated",
     Routed: "routed",
@@ -344,6 +389,12 @@ _ENCODERS: dict[type[Any], Callable[[Any], dict[str, Any]]] = {
         "kind": "clock_resumed",
         "clock": e.clock,
         "due_at": _due_text(e.due_at),
+    },
+    ClockRescheduled: lambda e: {
+        "kind": "clock_rescheduled",
+        "clock": e.clock,
+        "due_at": _due_text(e.due_at),
+        "remaining": None if e.remaining is None else str(e.remaining),
     },
     Lapsed: lambda e: {
         "kind": "lapsed",
@@ -390,7 +441,7 @@ def effect_from_json(data: Mapping[str, Any]) -> Effect:
         value = data[name]
         if name == "due_at" and value is not None:
             value = instant(value)
-        elif name == "remaining":
+        elif name == "remaining" and value is not None:
             value = Duration.parse(value)
         values[name] = value
     effect: Effect = cls(**values)
@@ -415,6 +466,7 @@ class Rejection:
         "already_started",
         "not_started",
         "not_the_reporter",
+        "cannot_migrate",
     ]
     reason: str
 

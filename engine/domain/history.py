@@ -7,15 +7,15 @@ record) and every re-derived decision equals the recorded one, byte for byte.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from engine.domain.canonical import canonical_json
 from engine.domain.case import GENESIS, Case
 from engine.domain.errors import LaporError
-from engine.domain.events import ClockLapsed, event_from_json, instant
+from engine.domain.events import ClockLapsed, Migrated, event_from_json, instant
 from engine.domain.machine import Decision, decide, wake_at
 from engine.domain.model import Model
 from engine.domain.records import HistoryRecord
@@ -59,8 +59,10 @@ def replay(
     records: Sequence[HistoryRecord],
     *,
     as_of: datetime | None = None,
+    models: Callable[[str], Model | None] | None = None,
 ) -> AuditReport:
-    """Re-derive every recorded decision with ``model`` and compare.
+    """Re-derive every recorded decision with ``model`` (the one the case started under) and
+    compare; ``models`` finds, by hash, the models a migration record moved the case to.
 
     A divergence is reported once, at the first record where it shows, naming what was recorded
     against what the policy derives (an escalation it did not call for, a lapse it called for
@@ -70,18 +72,36 @@ def replay(
     problems = verify_chain(records)
     case: Case | None = None
     for record in records:
-        if record.model_hash != model.hash:
+        if record.event.get("kind") == "migrated" and case is not None:
+            target = models(str(record.event.get("to_model"))) if models else None
+            if target is None or target.hash != record.model_hash:
+                problems.append(
+                    f"record {record.seq}: the case migrated to model "
+                    f"{str(record.event.get('to_model'))[:12]}, which is not available to replay"
+                )
+                break
+            try:
+                migrated = event_from_json(record.event)
+                if not isinstance(migrated, Migrated):
+                    raise ValueError("a migration record without a migration event")
+                decision = decide(target, case, replace(migrated, source=model), instant(record.at))
+            except (ValueError, LaporError, TypeError) as exc:
+                problems.append(f"record {record.seq}: {exc}")
+                break
+            model = target
+        elif record.model_hash != model.hash:
             problems.append(
                 f"record {record.seq}: decided under model {record.model_hash[:12]}, but the "
                 f"case is pinned to {model.hash[:12]}"
             )
             break
-        try:
-            event = event_from_json(record.event)
-            decision = decide(model, case, event, instant(record.at))
-        except (ValueError, LaporError) as exc:  # records out of time order, a garbled event
-            problems.append(f"record {record.seq}: {exc}")
-            break
+        else:
+            try:
+                event = event_from_json(record.event)
+                decision = decide(model, case, event, instant(record.at))
+            except (ValueError, LaporError) as exc:  # records out of time order, a garbled event
+                problems.append(f"record {record.seq}: {exc}")
+                break
         if decision.record is None:
             problems.append(f"record {record.seq}: {_not_accepted(record, case, decision)}")
             break
@@ -109,11 +129,16 @@ def replay(
 
 
 def audit_case(
-    case: Case, model: Model, records: Sequence[HistoryRecord], *, as_of: datetime | None = None
+    case: Case,
+    model: Model,
+    records: Sequence[HistoryRecord],
+    *,
+    as_of: datetime | None = None,
+    models: Callable[[str], Model | None] | None = None,
 ) -> AuditReport:
     """``replay`` of a stored case's history, and a check that the stored case is the one its
     history derives (a hand-edited case row passes the chain but not this)."""
-    report = replay(model, records, as_of=as_of)
+    report = replay(model, records, as_of=as_of, models=models)
     problems = list(report.problems)
     if report.ok and report.case != case:
         problems.append("the stored case differs from the one its history derives")

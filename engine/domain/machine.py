@@ -21,13 +21,14 @@ from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 from typing import Any
 
-from engine.domain.calendar import REGION_ZONES
+from engine.domain.calendar import REGION_ZONES, Duration
 from engine.domain.canonical import json_problem
 from engine.domain.case import GENESIS, Case, ClockState
 from engine.domain.events import (
     SYSTEM,
     ClockLapsed,
     ClockPaused,
+    ClockRescheduled,
     ClockResumed,
     ClockStarted,
     ClockStopped,
@@ -37,6 +38,7 @@ from engine.domain.events import (
     Escalated,
     Event,
     Lapsed,
+    Migrated,
     Notify,
     Rejection,
     Routed,
@@ -93,6 +95,8 @@ def decide(model: Model, case: Case | None, event: Event, now: datetime) -> Deci
         return _start(model, event, now)
     if case is None:
         return Decision(None, rejection=Rejection("not_started", "no such case"))
+    if isinstance(event, Migrated):
+        return _migrate(model, case, event, now)
     if case.model_hash != model.hash:
         raise ValueError(
             f"case {case.id} is pinned to model {case.model_hash[:12]}, not {model.hash[:12]}"
@@ -508,6 +512,151 @@ def _fire(model: Model, case: Case, trigger: str, at: datetime, effects: list[Ef
         return case  # validation guarantees this cannot happen for a checked model
     changes = _take(model, case, transition, {}, case.agency, at.astimezone(UTC), effects)
     return case.evolve(**changes)
+
+
+# --- migration ------------------------------------------------------------------------------
+
+
+def _migrate(target: Model, case: Case, event: Migrated, now: datetime) -> Decision:
+    """Move ``case`` onto ``target`` (see ``Migrated``); refused, naming why, when it cannot.
+
+    Overdue clocks lapse under the old rules first. Then each open clock keeps the part of its
+    deadline already used: what is left grows or shrinks by the difference between the new and
+    the old duration of its period (the original deadline, or the rung it climbed to). A
+    deadline the new rule puts in the past is due at once: it lapses (and escalates) right
+    after the migration, from the instant the rule took effect, never backdated.
+    """
+    source = event.source
+    if not isinstance(source, Model) or source.hash != case.model_hash:
+        raise ValueError(f"case {case.id}: a migration needs the model the case is pinned to")
+    if event.from_model != case.model_hash or event.to_model != target.hash:
+        return _reject(case, "cannot_migrate", "the migration names other models than the case's")
+    if target.name != source.name:
+        return _reject(
+            case, "cannot_migrate", f"{target.name!r} is another workflow than {source.name!r}"
+        )
+    if now < case.last_at:
+        now = case.last_at
+    effects: list[Effect] = []
+    settled = _settle(source, case, now, effects)
+    if settled.closed:
+        return _reject(case, "cannot_migrate", f"case is closed ({settled.status})")
+    state = event.states.get(settled.state, settled.state)
+    if state not in target.states:
+        return _reject(
+            case,
+            "cannot_migrate",
+            f"state {settled.state!r} is not in the new model; map it (--map "
+            f"{settled.state}=NEW_STATE) to one of: {', '.join(sorted(target.states))}",
+        )
+    if settled.agency is not None and settled.agency not in target.routing.agencies:
+        return _reject(case, "cannot_migrate", f"agency {settled.agency!r} is not in the new model")
+    entered = target.states[state]
+    if state != settled.state or entered.status != settled.status:
+        effects.append(Entered(entered.name, entered.status))
+    clocks, problem = _migrate_clocks(source, target, settled, state, now, effects)
+    if problem is not None:
+        return _reject(case, "cannot_migrate", problem)
+    changes = {"model_hash": target.hash, "state": state, "status": entered.status,
+               "clocks": clocks}  # fmt: skip
+    return _accept(target, case, settled, changes, event.to_json(), str(event.actor), effects, now)
+
+
+def _migrate_clocks(
+    source: Model,
+    target: Model,
+    case: Case,
+    state: str,
+    now: datetime,
+    effects: list[Effect],
+) -> tuple[tuple[ClockState, ...], str | None]:
+    clocks: list[ClockState] = []
+    for current in case.clocks:
+        spec = _clock_named(target, current.name)
+        if spec is None or (state not in spec.runs_in and state not in spec.pauses_in):
+            effects.append(ClockStopped(current.name))
+            continue
+        old = _period(source, current, case.data)
+        new = _period(target, current, case.data)
+        if old is None or new is None:
+            return (), f"clock {current.name!r} at level {current.level} has no new deadline"
+        if old.unit != new.unit:
+            return (), (
+                f"clock {current.name!r} counts {old.unit} and the new model {new.unit}; "
+                "a running clock cannot change its unit"
+            )
+        shift = new.amount - old.amount
+        if shift == 0 and source.calendar == target.calendar:
+            clocks.append(_follow_state(target, spec, current, state, now, effects))
+            continue
+        if current.running:
+            assert current.due_at is not None
+            left = source.calendar.remaining(now, current.due_at, current.unit, current.region)
+            amount = left.amount + shift
+            due = (
+                target.calendar.due(now, Duration(amount, left.unit), current.region)
+                if amount > 0
+                else now
+            )
+            effects.append(ClockRescheduled(current.name, due, None))
+            moved = ClockState(current.name, True, due, None, current.unit,
+                               current.level, current.region)  # fmt: skip
+            clocks.append(_follow_state(target, spec, moved, state, now, effects))
+        else:
+            assert current.remaining is not None
+            remaining = Duration(max(current.remaining.amount + shift, 0), current.remaining.unit)
+            effects.append(ClockRescheduled(current.name, None, remaining))
+            paused = ClockState(current.name, False, None, remaining, current.unit,
+                                current.level, current.region)  # fmt: skip
+            clocks.append(_follow_state(target, spec, paused, state, now, effects))
+    running = {c.name for c in clocks}
+    for spec in target.clocks:
+        if spec.name in running or state not in spec.runs_in:
+            continue
+        duration = spec.duration.for_data(case.data)
+        if duration is None:
+            continue
+        region = _clock_region(target, case.agency, case.region, spec)
+        due = target.calendar.due(now, duration, region)
+        effects.append(ClockStarted(spec.name, due))
+        clocks.append(ClockState(spec.name, True, due, None, duration.unit, 0, region))
+    return tuple(clocks), None
+
+
+def _follow_state(
+    model: Model, spec: Clock, clock: ClockState, state: str, now: datetime, effects: list[Effect]
+) -> ClockState:
+    """A migrated clock in the state the case is mapped to: paused there, or running."""
+    if clock.running and state in spec.pauses_in:
+        assert clock.due_at is not None
+        left = model.calendar.remaining(now, clock.due_at, clock.unit, clock.region)
+        effects.append(ClockPaused(clock.name, left))
+        return ClockState(clock.name, False, None, left, clock.unit, clock.level, clock.region)
+    if not clock.running and state in spec.runs_in:
+        assert clock.remaining is not None
+        due = model.calendar.due(now, clock.remaining, clock.region)
+        effects.append(ClockResumed(clock.name, due))
+        return ClockState(clock.name, True, due, None, clock.unit, clock.level, clock.region)
+    return clock
+
+
+def _clock_named(model: Model, name: str) -> Clock | None:
+    return next((c for c in model.clocks if c.name == name), None)
+
+
+def _period(model: Model, clock: ClockState, data: Mapping[str, Any]) -> Duration | None:
+    """The duration of the period ``clock`` is in under ``model``: its own, or its rung's."""
+    spec = _clock_named(model, clock.name)
+    if spec is None:
+        return None
+    if clock.level == 0:
+        return spec.duration.for_data(data)
+    if spec.escalate is None:
+        return None
+    ladder = model.ladders[spec.escalate]
+    if clock.level > len(ladder.levels):
+        return None
+    return ladder.level(clock.level).deadline
 
 
 # --- helpers --------------------------------------------------------------------------------

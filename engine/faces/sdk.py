@@ -217,4 +217,14 @@ class Client:
         """Replay the recorded history under the pinned model; also check the stored case is
         the one the history derives."""
         case = self.runtime.case(case_id)
-        return audit_case(case, self.runtime.model_of(case_id), self.runtime.history(case_id))
+        current = self.runtime.model_of(case_id)
+        records = self.runtime.history(case_id)
+        by_hash = getattr(self.runtime, "model_by_hash", None)  # earlier models of a migration
+
+        def models(model_hash: str) -> Model | None:
+            if model_hash == current.hash:
+                return current
+            return by_hash(model_hash) if by_hash is not None else None
+
+        first = models(records[0].model_hash) if records else current
+        return audit_case(case, first or current, records, models=models)

@@ -44,7 +44,15 @@ from typing import Any, Protocol
 
 from engine.domain.canonical import canonical_json
 from engine.domain.case import Case
-from engine.domain.events import SYSTEM, Actor, Effect, Rejection, Signal, check_case_id
+from engine.domain.events import (
+    SYSTEM,
+    Actor,
+    Effect,
+    Migrated,
+    Rejection,
+    Signal,
+    check_case_id,
+)
 from engine.domain.machine import Decision
 from engine.domain.model import Model
 from engine.domain.records import HistoryRecord
@@ -55,6 +63,7 @@ from engine.runtime.identity import KeyRing
 __all__ = [
     "IDENTITY_READERS",
     "Command",
+    "MigrateCommand",
     "Outcome",
     "Runtime",
     "SignalCommand",
@@ -105,7 +114,26 @@ class SignalCommand:
         return self.signal.key
 
 
-Command = StartCommand | SignalCommand
+@dataclass(frozen=True, slots=True)
+class MigrateCommand:
+    """Move open case ``case_id`` onto ``model`` (another model of its workflow), mapping states
+    the new model lacks by ``states``; recorded as a ``Migrated`` event by ``actor``."""
+
+    case_id: str
+    model: Model
+    actor: Actor
+    states: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str | None:
+        return None  # a migration is named by its target model: a retry is refused, not replayed
+
+    def event(self, source: Model, case: Case) -> Migrated:
+        applied = {s: t for s, t in self.states.items() if s == case.state}
+        return Migrated(case.model_hash, self.model.hash, self.actor, applied, source)
+
+
+Command = StartCommand | SignalCommand | MigrateCommand
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +207,9 @@ def request_fingerprint(command: Command) -> str:
             "data": dict(command.data),
             "reporter": dict(command.reporter),
         }
+    elif isinstance(command, MigrateCommand):
+        request = {"migrate": command.model.hash, "case_id": command.case_id,
+                   "actor": str(command.actor), "states": dict(command.states)}  # fmt: skip
     else:
         signal = command.signal
         request = {
@@ -289,6 +320,18 @@ class Runtime(Protocol):
         reporter_token: str | None = None,
     ) -> Outcome:
         return self.execute([SignalCommand(case_id, signal, reporter_token)], at)[0]
+
+    def migrate(
+        self,
+        case_id: str,
+        model: Model,
+        actor: Actor,
+        states: Mapping[str, str] | None = None,
+        at: datetime | None = None,
+    ) -> Outcome:
+        """Move an open case onto ``model`` (``MigrateCommand``); its clocks are recomputed under
+        the new rules and the history records the move."""
+        return self.execute([MigrateCommand(case_id, model, actor, dict(states or {}))], at)[0]
 
     def register(self, models: Mapping[str, Model]) -> None:
         """Make ``models`` the ones new cases of their workflows start under (cases already

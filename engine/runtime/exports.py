@@ -407,7 +407,11 @@ class ExportHistories:
         model = self._model(records[0].model_hash)
         if isinstance(model, str):
             return CaseHistory(case_id, records, None, problem=problem or model)
-        return CaseHistory(case_id, records, model, problem=problem)
+        return CaseHistory(case_id, records, model, problem=problem, models=self._model_or_none)
+
+    def _model_or_none(self, model_hash: str) -> Model | None:
+        found = self._model(model_hash)
+        return None if isinstance(found, str) else found
 
     def _model(self, model_hash: str) -> Model | str:
         """The model, or why there is none (a problem of the cases pinned to it)."""

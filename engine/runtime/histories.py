@@ -9,8 +9,8 @@ Temporal namespace (``workers.histories.TemporalHistories``) or an export file
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
@@ -24,7 +24,7 @@ __all__ = ["EVERY_CASE", "CaseHistory", "HistorySource", "Selection", "named"]
 
 @dataclass(frozen=True, slots=True)
 class CaseHistory:
-    """One case's records in sequence order, with the model it is pinned to.
+    """One case's records in sequence order, with the model it started under.
 
     ``case`` is the runtime's current view of the case where the source keeps one (a store row,
     a workflow's query answer), so an audit can also check it is the one the records derive;
@@ -37,6 +37,8 @@ class CaseHistory:
     model: Model | None
     case: Case | None = None
     problem: str | None = None
+    #: Finds, by hash, the models a migration moved the case to (``model`` is the first one).
+    models: Callable[[str], Model | None] | None = field(default=None, compare=False)
 
     @property
     def opened_at(self) -> datetime | None:

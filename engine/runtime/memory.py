@@ -21,8 +21,10 @@ from engine.domain.records import HistoryRecord
 from engine.runtime.clock import VirtualClock
 from engine.runtime.contract import (
     Command,
+    MigrateCommand,
     Outcome,
     Runtime,
+    SignalCommand,
     StartCommand,
     check_key_reuse,
     model_for_workflow,
@@ -72,6 +74,7 @@ class MemoryRuntime(Runtime):
         self._cases: dict[str, Case] = {}
         self._history: dict[str, list[HistoryRecord]] = {}
         self._models_by_case: dict[str, Model] = {}
+        self._seen: dict[str, Model] = {}
         self._reporters: dict[str, Mapping[str, Any]] = {}
         self._erased: dict[str, datetime] = {}
         self._keys: dict[str, _UsedKey] = {}
@@ -88,7 +91,9 @@ class MemoryRuntime(Runtime):
         if isinstance(command, StartCommand):
             return with_reporter_token(self.keyring, self._decide(command))
         case = self.case(command.case_id)
-        refusal = reporter_refusal(self.keyring, command)
+        refusal = (
+            reporter_refusal(self.keyring, command) if isinstance(command, SignalCommand) else None
+        )
         if refusal is not None:
             return Outcome(
                 command.case_id, self._store(command.case_id, Decision(case, rejection=refusal))
@@ -107,9 +112,17 @@ class MemoryRuntime(Runtime):
             event = Started(command.case_id, dict(command.data), command.actor, command.reporter)
             decision = decide(model, self._cases.get(command.case_id), event, now)
             if decision.accepted:
+                self._seen[model.hash] = model
                 self._models_by_case[command.case_id] = model
                 if command.reporter:
                     self._reporters[command.case_id] = dict(command.reporter)
+        elif isinstance(command, MigrateCommand):
+            case = self._cases[command.case_id]
+            migrated = command.event(self._model(command.case_id), case)
+            decision = decide(command.model, case, migrated, now)
+            if decision.accepted:
+                self._seen[command.model.hash] = command.model
+                self._models_by_case[command.case_id] = command.model
         else:
             model = self._model(command.case_id)
             decision = decide(model, self._cases[command.case_id], command.signal, now)
@@ -192,6 +205,10 @@ class MemoryRuntime(Runtime):
 
     def close(self) -> None:
         """Nothing to release."""
+
+    def model_by_hash(self, model_hash: str) -> Model | None:
+        """Any model a case was pinned to here (a migrated case's earlier ones too)."""
+        return self._seen.get(model_hash)
 
     def _model(self, case_id: str) -> Model:
         model = self._models_by_case.get(case_id)

@@ -64,6 +64,7 @@ def verify_history(history: CaseHistory, *, as_of: datetime | None = None) -> Au
         return AuditReport(len(history.records), (history.problem or "no model to replay",))
     if not history.records:
         return AuditReport(0, ("the case has no history records",))
+    models = history.models
     if history.case is None:
-        return replay(history.model, history.records, as_of=as_of)
-    return audit_case(history.case, history.model, history.records, as_of=as_of)
+        return replay(history.model, history.records, as_of=as_of, models=models)
+    return audit_case(history.case, history.model, history.records, as_of=as_of, models=models)

@@ -169,12 +169,19 @@ class SqlHistories:
                 chain = tuple(records.get(row.id, ()))
                 try:
                     case = decode_case(row.body, row.id)
-                    model = self._models.get(case.model_hash) or self._model(case.model_hash)
+                    first = chain[0].model_hash if chain else case.model_hash
+                    model = self._models.get(first) or self._model(first)
                 except (CorruptCaseError, StoreError) as exc:
                     yield CaseHistory(row.id, chain, None, problem=exc.message)
                     continue
-                yield CaseHistory(row.id, chain, model, case)
+                yield CaseHistory(row.id, chain, model, case, models=self._model_or_none)
             last = ids[-1]
+
+    def _model_or_none(self, model_hash: str) -> Model | None:
+        try:
+            return self._models.get(model_hash) or self._model(model_hash)
+        except StoreError:
+            return None
 
     def _model(self, model_hash: str) -> Model:
         data = load_model_data(self.conn, model_hash)
@@ -193,7 +200,7 @@ def audit_cases(conn: Connection, batch: int = 500) -> Iterator[tuple[str, Audit
         if found.problem is not None or found.model is None or found.case is None:
             yield found.case_id, AuditReport(0, (found.problem or "unreadable",))
             continue
-        yield found.case_id, audit_case(found.case, found.model, found.records)
+        yield found.case_id, audit_case(found.case, found.model, found.records, models=found.models)
 
 
 def export_snapshot(

@@ -31,7 +31,7 @@ from sqlalchemy import Connection, Engine
 
 from engine.domain.case import Case
 from engine.domain.errors import LaporError
-from engine.domain.events import ClockLapsed, Started, effect_from_json
+from engine.domain.events import Actor, ClockLapsed, Migrated, Started, effect_from_json
 from engine.domain.machine import Decision, decide, wake_at
 from engine.domain.model import Model
 from engine.domain.records import HistoryRecord
@@ -39,6 +39,7 @@ from engine.runtime import metrics
 from engine.runtime.clock import Clock, VirtualClock
 from engine.runtime.contract import (
     Command,
+    MigrateCommand,
     Outcome,
     Runtime,
     SignalCommand,
@@ -163,6 +164,25 @@ class EmbeddedRuntime(Runtime):
         if self._decides_outside_lock():
             return self._fire_sharded(now, limit)
         return self._write(lambda conn: self._fire_once(conn, now, limit), action="fire due timers")
+
+    def migrate(
+        self,
+        case_id: str,
+        model: Model,
+        actor: Actor,
+        states: Mapping[str, str] | None = None,
+        at: datetime | None = None,
+    ) -> Outcome:
+        """``Runtime.migrate``; the new model is stored first (content-addressed, so storing it
+        again is harmless), as every case row's model must be."""
+        now_us = store.epoch_us(self.clock.now())
+        self._write(lambda conn: store.save_models(conn, [model], now_us), action="store a model")
+        self._by_hash[model.hash] = model
+        return self.execute([MigrateCommand(case_id, model, actor, dict(states or {}))], at)[0]
+
+    def model_by_hash(self, model_hash: str) -> Model:
+        """A model any case was ever pinned to (audits of migrated cases read the old ones)."""
+        return self._model_for(None, model_hash)
 
     def register(self, models: Mapping[str, Model]) -> None:
         """Make ``models`` the ones new cases of their workflows start under, storing each by
@@ -537,6 +557,12 @@ class EmbeddedRuntime(Runtime):
         if tracked is None:
             raise UnknownCaseError(command.case_id)
         model = self._model_for(conn, tracked.case.model_hash)
+        if isinstance(command, MigrateCommand):
+            migrated: Migrated = command.event(model, tracked.case)
+            decision = decide(command.model, tracked.case, migrated, now)
+            if decision.accepted:
+                batch.apply(decision, now)
+            return decision
         decision = decide(model, tracked.case, command.signal, decision_instant(tracked.case, now))
         if decision.accepted:
             batch.apply(decision, now, key=command.key, fingerprint=_fingerprint(command))

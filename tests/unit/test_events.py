@@ -12,6 +12,7 @@ import pytest
 from engine.domain.calendar import Duration
 from engine.domain.events import (
     ClockPaused,
+    ClockRescheduled,
     ClockResumed,
     ClockStarted,
     ClockStopped,
@@ -33,6 +34,8 @@ SAMPLES: list[Effect] = [
     ClockStopped("verification"),
     ClockPaused("completion", Duration.parse("3 working days")),
     ClockResumed("completion", DUE),
+    ClockRescheduled("completion", DUE, None),
+    ClockRescheduled("verification", None, Duration(2, "working_days")),
     Lapsed("completion", DUE, 1),
     Escalated("completion", 2, "ombudsman", None),
     Escalated("completion", 1, "supervisor:kemenkes", DUE),

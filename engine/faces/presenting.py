@@ -45,6 +45,12 @@ def describe_event(event: Mapping[str, Any]) -> str:
         return f"signal {event['name']} by {event['actor']}" + (f" ({fields})" if fields else "")
     if kind == "clock_lapsed":
         return f"timer for {event['clock']}"
+    if kind == "migrated":
+        mapped = ", ".join(f"{a} -> {b}" for a, b in sorted(event["states"].items()))
+        return (
+            f"migrated by {event['actor']} from model {event['from_model'][:12]} to "
+            f"{event['to_model'][:12]}" + (f" ({mapped})" if mapped else "")
+        )
     return str(kind)
 
 
@@ -57,6 +63,10 @@ def describe_effect(effect: Mapping[str, Any]) -> str:
         return f"clock {effect['clock']} {verb}, due {local_time(effect['due_at'])}"
     if kind == "clock_stopped":
         return f"clock {effect['clock']} stopped"
+    if kind == "clock_rescheduled":
+        if effect["due_at"] is None:
+            return f"clock {effect['clock']} rescheduled: {effect['remaining']} left (paused)"
+        return f"clock {effect['clock']} rescheduled, due {local_time(effect['due_at'])}"
     if kind == "clock_paused":
         return f"clock {effect['clock']} paused with {effect['remaining']} left"
     if kind == "lapsed":

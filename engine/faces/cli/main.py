@@ -293,9 +293,11 @@ def _register_adapters() -> None:
     from engine.faces.cli.cases import register as register_runtime
     from engine.faces.cli.demo import register as register_demo
     from engine.faces.cli.identity import register as register_identity
+    from engine.faces.cli.migrate import register as register_migrate
     from engine.faces.cli.outbox import register as register_outbox
     from engine.faces.cli.quarantine import register as register_quarantine
     from engine.faces.cli.temporal import register as register_temporal
+    from engine.faces.cli.whatif import register as register_whatif
 
     register_runtime(app)
     register_bpmn(app)
@@ -304,6 +306,8 @@ def _register_adapters() -> None:
     register_identity(app)
     register_demo(app)
     register_temporal(app)
+    register_whatif(app)
+    register_migrate(app)
 
 
 _register_adapters()

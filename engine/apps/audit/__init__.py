@@ -1,0 +1,1 @@
+"""Auditors' and policy authors' tools over recorded histories."""

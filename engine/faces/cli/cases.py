@@ -54,6 +54,9 @@ def register(app: typer.Typer) -> None:
     from engine.faces.cli.verify import audit_verify
 
     audit_app.command("verify")(audit_verify)
+    from engine.faces.cli.explain import register as register_explain
+
+    register_explain(audit_app)
     from engine.faces.cli.export import register as register_export
 
     register_export(audit_app)

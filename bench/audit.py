@@ -43,9 +43,9 @@ PHASES = ("read", "replay", "verify", "whatif")
 def _demo(complaints: int, folder: Path) -> str:
     db = f"sqlite:///{folder / 'demo.db'}"
     print(f"… lapor demo --complaints {complaints:,}", file=sys.stderr, flush=True)
+    demo = ["demo", "--complaints", str(complaints), "--db", db]
     subprocess.run(
-        [sys.executable, "-m", "engine.faces.cli.main", "demo", "--complaints", str(complaints)]
-        + ["--db", db],
+        [sys.executable, "-m", "engine.faces.cli.main", *demo],
         cwd=ROOT,
         check=True,
         stdout=subprocess.DEVNULL,

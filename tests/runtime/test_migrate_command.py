@@ -73,8 +73,31 @@ def test_a_dry_run_shows_each_open_case_and_changes_nothing(db: str, shorter: Pa
     assert "LAPOR-MV-2: would move" in result.output
     assert "LAPOR-MV-3" not in result.output  # closed: not moved
     assert "dry run: 2 case(s) would move" in result.output
+    # Up to the move, neither case has reached a deadline the shorter rule would have moved.
+    assert "what-if over these 2 case(s) up to 2026-03-04T10:00:00+07:00: 0 changed" in (
+        result.output
+    )
     history = lapor("history", "LAPOR-MV-1", "--db", db)
     assert "migrated" not in history.output
+
+
+def test_a_dry_run_shows_the_what_if_of_exactly_the_cases_it_would_move(
+    db: str, shorter: Path
+) -> None:
+    # Disposed Mon 2 March: under 3 working days the follow-up was due Thu 5 March 23:59:59 and
+    # has lapsed by Friday 10:00; under 5 it is due Mon 9 March. The held case has no such clock.
+    result = lapor(
+        "migrate", "--to", str(shorter), "--db", db, "--at", "2026-03-06T10:00:00+07:00",
+        "--dry-run",
+    )  # fmt: skip
+
+    assert result.exit_code == 0, result.output
+    assert "LAPOR-MV-1: what-if under the new model: escalates newly" in result.output
+    assert "LAPOR-MV-2: what-if" not in result.output
+    assert "LAPOR-MV-3" not in result.output
+    assert "what-if over these 2 case(s) up to 2026-03-06T10:00:00+07:00: 1 changed" in (
+        result.output
+    )
 
 
 def test_migrating_records_the_move_and_the_audit_verifies_across_it(

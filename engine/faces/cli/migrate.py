@@ -21,6 +21,7 @@ from engine.domain.machine import decide
 from engine.domain.model import Model
 from engine.faces.cli.options import DEFAULT_DB, Db, Temporal
 from engine.faces.cli.project_option import ProjectDir, use_project
+from engine.faces.cli.whatif import load_workflow_model
 from engine.faces.presenting import describe_effect, printable
 from engine.runtime.contract import Runtime
 
@@ -68,11 +69,9 @@ def migrate(
 ) -> None:
     """Move open cases onto a changed workflow: each records a migration (old model -> new,
     state mapping) and its open clocks are recomputed under the new rules."""
-    from engine.faces.cli.whatif import _load
-
     if policies is None:
         policies = use_project(project, to.resolve().parent).policies
-    target = _load(to, policies)
+    target = load_workflow_model(to, policies)
     states = _mapping(mapping or [])
     who = Actor.parse(actor)
     now = instant(at) if at is not None else datetime.now(UTC)
@@ -91,6 +90,7 @@ def migrate(
             typer.echo(f"{len(refused)} case(s) cannot move; nothing was changed", err=True)
             raise typer.Exit(1)
         if dry_run:
+            _print_what_if(runtime, [step.case_id for step in moving], target, now)
             typer.echo(f"dry run: {len(moving)} case(s) would move to {target.hash[:12]}")
             return
         for step in moving:
@@ -172,3 +172,32 @@ def _plan(
         return _Step(case_id, (), decision.rejection.reason if decision.rejection else "refused")
     effects = [describe_effect(e) for e in decision.record.effects] or ["no clock changes"]
     return _Step(case_id, tuple(effects))
+
+
+def _print_what_if(runtime: Runtime, case_ids: list[str], target: Model, now: datetime) -> None:
+    """``lapor whatif`` for exactly the cases the migration would move: their recorded inputs
+    re-run under the new model up to ``now``, so the author sees which of them would already
+    have escalated earlier or later had the new rules been in force from their start."""
+    from engine.apps.audit.whatif import WhatIf
+    from engine.runtime.histories import CaseHistory
+
+    run = WhatIf(target, now, sample_size=0)
+    for case_id in case_ids:
+        history = CaseHistory(
+            case_id,
+            tuple(runtime.history(case_id)),
+            runtime.model_of(case_id),
+            runtime.case(case_id),
+        )
+        diff = run.compare(history)
+        if diff is not None and diff.changed:
+            shift = "" if diff.delta_working_days is None else f" ({diff.delta_working_days:+d} hk)"
+            change = diff.change.replace("_", " ")
+            line = f"{case_id}: what-if under the new model: escalates {change}{shift}"
+            typer.echo(printable(line))
+    counts = run.summary.overall
+    typer.echo(
+        f"what-if over these {counts['cases']} case(s) up to {now.isoformat()}: "
+        f"{counts['changed']} changed ({counts['earlier']} earlier, {counts['later']} later, "
+        f"{counts['newly']} newly, {counts['no_longer']} no longer escalate)"
+    )

@@ -8,7 +8,7 @@ cases. Differences are findings, not errors: the command exits 0 when it ran.
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, time
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -19,6 +19,7 @@ from engine.domain.errors import DefinitionErrors, LaporError
 from engine.domain.events import instant
 from engine.faces.cli.cases import DEFAULT_DB, Db
 from engine.faces.cli.project_option import ProjectDir, use_project
+from engine.faces.cli.verify import parse_since
 
 if TYPE_CHECKING:
     from collections import Counter
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
     from engine.apps.audit.whatif import CaseDiff, WhatIfSummary
     from engine.domain.model import Model
 
-__all__ = ["register"]
+__all__ = ["load_workflow_model", "register"]
 
 
 def register(app: typer.Typer) -> None:
@@ -84,8 +85,8 @@ def whatif(
 
     if policies is None:
         policies = use_project(project, workflow.resolve().parent).policies
-    model = _load(workflow, policies)
-    selection = Selection(since=None if since is None else _since(since, model))
+    model = load_workflow_model(workflow, policies)
+    selection = Selection(since=parse_since(since))
     wanted_until = None if until is None else instant(until)
     engine = store.open_engine(db, create=False)
 
@@ -112,7 +113,8 @@ def whatif(
         _print_report(summary, model)
 
 
-def _load(workflow: Path, policies: Path) -> Model:
+def load_workflow_model(workflow: Path, policies: Path) -> Model:
+    """A changed workflow file and its policies, compiled; a definition error is one line."""
     from engine.definitions.loader import load_model
 
     try:
@@ -122,16 +124,6 @@ def _load(workflow: Path, policies: Path) -> Model:
         more = len(exc.errors) - 1
         tail = f" (and {more} more problem(s): `lapor validate` lists them)" if more else ""
         raise LaporError(f"{exc.errors[0]}{tail}") from None
-
-
-def _since(text: str, model: Model) -> datetime:
-    from engine.domain.calendar import zone_for_region
-
-    try:
-        day = date.fromisoformat(text)
-    except ValueError:
-        return instant(text)
-    return datetime.combine(day, time(0), zone_for_region(model.national_region))
 
 
 def _check_workflow(conn: Connection, model: Model, db: str) -> None:

@@ -28,6 +28,7 @@ from sqlalchemy import (
 )
 
 __all__ = [
+    "api_keys",
     "cases",
     "definitions",
     "history",
@@ -170,4 +171,18 @@ idempotency_keys = Table(
     Column("created_us", BigInteger, nullable=False),
     # request_fingerprint of the request that first used the key (null: written before 0004)
     Column("fingerprint", String(64)),
+)
+
+# Credentials of the HTTP API's callers (migration 0008): only a SHA-256 of each key is kept,
+# never the key itself, which is shown once when it is made (``engine.sql.apikeys``).
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("role", String(50), nullable=False),
+    Column("scope", String(100)),  # the agency code of a role-agency key, else null
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("created_us", BigInteger, nullable=False),
+    Column("revoked_us", BigInteger),
 )

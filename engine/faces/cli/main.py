@@ -293,6 +293,7 @@ def _register_adapters() -> None:
     from engine.faces.cli.cases import register as register_runtime
     from engine.faces.cli.demo import register as register_demo
     from engine.faces.cli.identity import register as register_identity
+    from engine.faces.cli.keys import register as register_keys
     from engine.faces.cli.migrate import register as register_migrate
     from engine.faces.cli.outbox import register as register_outbox
     from engine.faces.cli.quarantine import register as register_quarantine
@@ -304,6 +305,7 @@ def _register_adapters() -> None:
     register_outbox(app)
     register_quarantine(app)
     register_identity(app)
+    register_keys(app)
     register_demo(app)
     register_temporal(app)
     register_whatif(app)

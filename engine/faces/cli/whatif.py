@@ -264,22 +264,32 @@ def _print_top(console: Console, diffs: list[CaseDiff]) -> None:
     table.add_column("old 1st escalation", no_wrap=True)
     table.add_column("new 1st escalation", no_wrap=True)
     table.add_column("Δ hk", justify="right", no_wrap=True, min_width=4)
-    table.add_column("referral", no_wrap=True)
-    table.add_column("diverges at")
+    # Columns nobody in the list fills are left out, so the rest fit a terminal.
+    referrals = any(diff.referral for diff in diffs)
+    divergences = any(diff.divergence for diff in diffs)
+    if referrals:
+        table.add_column("referral", no_wrap=True)
+    if divergences:
+        table.add_column("diverges at")
     for diff in diffs:
         old, new = diff.old.first, diff.new.first
         delta = diff.delta_working_days
         divergence = diff.divergence
-        table.add_row(
+        cells = [
             diff.case_id,
             diff.agency or "",
             diff.change.replace("_", " "),
             _short_time(old),
             _short_time(new),
             "" if delta is None else f"{delta:+d}",
-            diff.referral or "",
-            "" if divergence is None else f"record {divergence.record} ({divergence.code})",
-        )
+        ]
+        if referrals:
+            cells.append(diff.referral or "")
+        if divergences:
+            cells.append(
+                "" if divergence is None else f"record {divergence.record} ({divergence.code})"
+            )
+        table.add_row(*cells)
     table.caption = "hk = hari kerja (working days); instants are deadlines' lapses, local time"
     console.print(table)
 

@@ -26,7 +26,6 @@ import argparse
 import json
 import os
 import resource
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -36,6 +35,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from tests.policy_copies import project_with_follow_up  # noqa: E402
 
 PHASES = ("read", "replay", "verify", "whatif")
 
@@ -52,17 +53,6 @@ def _demo(complaints: int, folder: Path) -> str:
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     return db
-
-
-def _shorter_project(folder: Path) -> Path:
-    """The shipped project with the first follow-up due in 3 working days instead of 5."""
-    project = folder / "shorter"
-    shutil.copytree(ROOT / "workflows", project / "workflows")
-    shutil.copytree(ROOT / "policies", project / "policies")
-    sla = project / "policies" / "sla" / "sp4n-lapor.yaml"
-    head, tail = sla.read_text().split("first_follow_up:", 1)
-    sla.write_text(head + "first_follow_up:" + tail.replace("5 working days", "3 working days", 1))
-    return project
 
 
 def _phase(name: str, db: str, shorter: Path | None) -> dict[str, Any]:
@@ -153,7 +143,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         db = args.db or _demo(args.complaints, folder)
-        shorter = _shorter_project(folder)
+        shorter = project_with_follow_up(folder, "3 working days").parents[1]
         phases = {name: _run_phase(name, db, shorter) for name in PHASES}
     read, replay, verify, whatif = (phases[name] for name in PHASES)
     results = {

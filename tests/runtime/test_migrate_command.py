@@ -3,7 +3,6 @@ follow-up deadline, a dry run that changes nothing, the move itself, and the aud
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
@@ -19,8 +18,8 @@ from engine.runtime.clock import VirtualClock
 from engine.sql.embedded import EmbeddedRuntime
 from engine.sql.migrations import upgrade
 from engine.sql.store import open_engine
+from tests.policy_copies import project_with_follow_up
 
-ROOT = Path(__file__).resolve().parents[2]
 T0 = instant("2026-03-02T10:00:00+07:00")
 INTAKE = {"category": "kesehatan", "region": "ID-JK", "channel": "web", "description": "x"}
 ADMIN = Actor.parse("admin:nasional")
@@ -47,15 +46,7 @@ def db(tmp_path: Path, models: Mapping[str, Model]) -> str:
 @pytest.fixture
 def shorter(tmp_path: Path) -> Path:
     """A project copy whose first follow-up is due in 3 working days, not 5."""
-    project = tmp_path / "project"
-    shutil.copytree(ROOT / "workflows", project / "workflows")
-    shutil.copytree(ROOT / "policies", project / "policies")
-    sla = project / "policies" / "sla" / "sp4n-lapor.yaml"
-    text = sla.read_text()
-    marker = "first_follow_up:"
-    head, tail = text.split(marker, 1)
-    sla.write_text(head + marker + tail.replace("5 working days", "3 working days", 1))
-    return project / "workflows" / "sp4n-lapor.yaml"
+    return project_with_follow_up(tmp_path, "3 working days")
 
 
 def lapor(*args: str) -> Result:

@@ -23,7 +23,6 @@ lapses on 28 March when nobody answers. By hand, then:
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -39,8 +38,8 @@ from engine.sql.embedded import EmbeddedRuntime
 from engine.sql.migrations import upgrade
 from engine.sql.store import open_engine
 from tests.lapor_process import lapor as run_lapor
+from tests.policy_copies import project_with_follow_up
 
-ROOT = Path(__file__).resolve().parents[2]
 ADMIN = Actor.parse("admin:nasional")
 AGENCY = Actor.parse("agency:kemenkes")
 INTAKE = {"category": "kesehatan", "region": "ID-JK", "channel": "web", "description": "x"}
@@ -75,19 +74,9 @@ def db(tmp_path: Path, models: Mapping[str, Model]) -> str:
     return url
 
 
-def _project_with_follow_up(tmp_path: Path, duration: str) -> Path:
-    project = tmp_path / "project"
-    shutil.copytree(ROOT / "workflows", project / "workflows")
-    shutil.copytree(ROOT / "policies", project / "policies")
-    sla = project / "policies" / "sla" / "sp4n-lapor.yaml"
-    head, tail = sla.read_text().split("first_follow_up:", 1)
-    sla.write_text(head + "first_follow_up:" + tail.replace("5 working days", duration, 1))
-    return project / "workflows" / "sp4n-lapor.yaml"
-
-
 @pytest.fixture
 def shorter(tmp_path: Path) -> Path:
-    return _project_with_follow_up(tmp_path, "3 working days")
+    return project_with_follow_up(tmp_path, "3 working days")
 
 
 def lapor(*args: str) -> Result:
@@ -129,7 +118,7 @@ def test_a_shorter_follow_up_deadline_changes_exactly_the_hand_computed_cases(
 
 
 def test_the_unchanged_policy_changes_no_case(db: str, tmp_path: Path) -> None:
-    same = _project_with_follow_up(tmp_path, "5 working days")
+    same = project_with_follow_up(tmp_path, "5 working days")
 
     changed, summary = _json_lines(
         lapor("whatif", "--workflow", str(same), "--db", db, "--until", UNTIL, "--json")
@@ -144,7 +133,7 @@ def test_a_longer_deadline_moves_the_silent_case_later_and_spares_the_late_one(
     db: str, tmp_path: Path
 ) -> None:
     # 7 working days from Fri 13 March: 16, 17, 25, 26, 27, 30, 31 -> lapses Wed 1 April.
-    longer = _project_with_follow_up(tmp_path, "7 working days")
+    longer = project_with_follow_up(tmp_path, "7 working days")
 
     changed, summary = _json_lines(
         lapor("whatif", "--workflow", str(longer), "--db", db, "--until", UNTIL, "--json")
@@ -174,7 +163,7 @@ def test_the_report_and_html_name_the_changes(db: str, shorter: Path, tmp_path: 
 
 
 def test_a_workflow_the_database_does_not_hold_is_one_line(db: str, tmp_path: Path) -> None:
-    workflow = _project_with_follow_up(tmp_path, "3 working days")
+    workflow = project_with_follow_up(tmp_path, "3 working days")
     project = workflow.parents[1]
     for path in [workflow, *(project / "policies").rglob("sp4n-lapor.yaml")]:
         path.write_text(path.read_text().replace("workflow: sp4n-lapor", "workflow: lain", 1))

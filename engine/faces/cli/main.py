@@ -297,6 +297,7 @@ def _register_adapters() -> None:
     from engine.faces.cli.migrate import register as register_migrate
     from engine.faces.cli.outbox import register as register_outbox
     from engine.faces.cli.quarantine import register as register_quarantine
+    from engine.faces.cli.serve import register as register_serve
     from engine.faces.cli.temporal import register as register_temporal
     from engine.faces.cli.whatif import register as register_whatif
 
@@ -306,6 +307,7 @@ def _register_adapters() -> None:
     register_quarantine(app)
     register_identity(app)
     register_keys(app)
+    register_serve(app)
     register_demo(app)
     register_temporal(app)
     register_whatif(app)

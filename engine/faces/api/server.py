@@ -1,0 +1,150 @@
+"""``lapor serve``'s application: the service API over the embedded runtime (``--db``) or
+Temporal (``--temporal``), built from ``ServeSettings``.
+
+Uvicorn's worker processes (``--workers N``) import the app by name, so the settings travel in
+the environment (``SETTINGS_ENV``, JSON without secrets: a database URL's password is read from
+the URL the operator gave, as every ``lapor`` command does). The key store is always the
+database of ``--db``: with ``--temporal`` it holds the API keys only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from pathlib import Path
+
+from fastapi import FastAPI
+from sqlalchemy import Engine, create_engine, select
+
+from engine.domain.errors import LaporError
+from engine.domain.model import Model
+from engine.faces.api.app import DEFAULT_BODY_LIMIT, DEFAULT_RATE, DEFAULT_TIMEOUT, create_app
+from engine.faces.api.service import CaseLister
+from engine.runtime.clock import WallClock
+from engine.runtime.contract import Runtime
+from engine.runtime.identity import KeyRing
+from engine.sql import store
+from engine.sql.apikeys import ApiKeyStore
+from engine.sql.caselist import CaseFilter, CaseSummary, list_cases
+from engine.sql.tables import api_keys
+
+__all__ = ["SETTINGS_ENV", "ServeSettings", "app_from_env", "build_app", "openapi_app"]
+
+SETTINGS_ENV = "LAPOR_SERVE_SETTINGS"
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    db: str
+    temporal: str | None = None
+    project: str | None = None
+    rate: str = DEFAULT_RATE
+    body_limit: int = DEFAULT_BODY_LIMIT
+    timeout: float = DEFAULT_TIMEOUT
+    log_json: bool | None = None
+
+    def to_env(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_env(cls) -> ServeSettings:
+        text = os.environ.get(SETTINGS_ENV)
+        if not text:
+            raise LaporError(f"${SETTINGS_ENV} is not set; start the API with `lapor serve`")
+        return cls(**json.loads(text))
+
+
+def _models(project: str | None) -> Mapping[str, Model]:
+    from engine.definitions.loader import load_models
+    from engine.definitions.project import locate_project
+
+    found = locate_project(Path(project) if project else None)
+    return load_models(found.workflows, found.policies)
+
+
+def _ready(engine: Engine) -> Callable[[], None]:
+    def check() -> None:
+        query = select(api_keys.c.id).limit(1)
+        store.read(engine, lambda conn: conn.execute(query).all(), action="check the database")
+
+    return check
+
+
+def _lister(engine: Engine) -> CaseLister:
+    def page(found: CaseFilter, now: datetime, offset: int, limit: int) -> list[CaseSummary]:
+        return list_cases(engine, found, now, offset=offset, limit=limit)
+
+    return page
+
+
+def _temporal_factory(address: str, models: Mapping[str, Model]) -> Callable[[], Runtime]:
+    """One Temporal runtime for every thread: it runs its own event loop thread, which every
+    call hands its coroutine to, so it is shared rather than made per thread."""
+    lock = threading.Lock()
+    made: list[Runtime] = []
+
+    def runtime() -> Runtime:
+        with lock:
+            if not made:
+                from workers.connection import TemporalTarget
+                from workers.runtime import TemporalRuntime
+
+                target = TemporalTarget.from_env(address)
+                made.append(TemporalRuntime.connect(target, models=models))
+            return made[0]
+
+    return runtime
+
+
+def build_app(settings: ServeSettings) -> FastAPI:
+    """The app ``lapor serve`` runs; raises ``SchemaMissingError`` when ``--db`` is not
+    migrated (``lapor db upgrade``)."""
+    models = _models(settings.project)
+    engine = store.open_engine(settings.db, create=False)
+    ready = _ready(engine)
+    ready()  # fail at start, with the fix in the message, rather than on every request
+    keyring = KeyRing.from_env()
+    factory: Callable[[], Runtime]
+    lister: CaseLister | None
+    if settings.temporal is not None:
+        factory, lister = _temporal_factory(settings.temporal, models), None
+    else:
+        from engine.sql.embedded import EmbeddedRuntime
+
+        def factory() -> Runtime:
+            return EmbeddedRuntime(engine, models, WallClock(), keyring=keyring)
+
+        lister = _lister(engine)
+    return create_app(
+        factory,
+        keys=ApiKeyStore(engine),
+        models=models,
+        keyring=keyring,
+        case_lister=lister,
+        ready=ready,
+        rate=settings.rate,
+        body_limit=settings.body_limit,
+        timeout=settings.timeout,
+    )
+
+
+def app_from_env() -> FastAPI:
+    """Uvicorn's app factory in each worker process (``--workers``)."""
+    from engine.runtime.logs import configure_logging
+
+    settings = ServeSettings.from_env()
+    configure_logging(json=settings.log_json)
+    return build_app(settings)
+
+
+def openapi_app() -> FastAPI:
+    """The app as far as its OpenAPI document goes: no database is opened, no runtime made."""
+
+    def no_runtime() -> Runtime:
+        raise LaporError("this app only describes the API; `lapor serve` runs it")
+
+    return create_app(no_runtime, keys=ApiKeyStore(create_engine("sqlite://")), models={})

@@ -147,5 +147,6 @@ def serve(folder: Path, *args: str) -> Iterator[Server]:
 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """One server for the session (cases never collide: each test starts its own)."""
-    yield from serve(tmp_path_factory.mktemp("api"))
+    """One server for the session (cases never collide: each test starts its own); its rate
+    limit is far above what the suite sends (``test_track_and_guards`` has a strict one)."""
+    yield from serve(tmp_path_factory.mktemp("api"), "--rate-limit", "100000/minute")

@@ -93,6 +93,7 @@ def _refused(outcome: Outcome) -> ApiProblem:
     status_code=201,
     summary="File a complaint",
     responses=problems(
+        400,
         401,
         403,
         409,
@@ -161,7 +162,7 @@ def start(
 @router.post(
     "/{case_id}/signals/{name}",
     summary="Send a signal (verify, follow_up, confirm...)",
-    responses=problems(401, 403, 404, 409, 413, 422, 429, 503, 504),
+    responses=problems(400, 401, 403, 404, 409, 413, 422, 429, 503, 504),
 )
 def signal(
     case_id: CaseId,

@@ -24,7 +24,7 @@ REGENERATE = "lapor serve --openapi docs/openapi.json"
 """The command that rewrites the checked-in document."""
 
 _DESCRIPTIONS: Mapping[int, str] = {
-    400: "The request is malformed",
+    400: "The body cannot be read as JSON text at all (`invalid_request`)",
     401: "No valid API key (`unauthorized`)",
     403: "Refused for the caller's role (`forbidden`, `wrong_role`, `not_the_reporter`...)",
     404: "No such case, or one the caller may not see (`unknown_case`)",

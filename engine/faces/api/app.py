@@ -22,7 +22,7 @@ from starlette.exceptions import HTTPException
 
 from engine.domain.errors import LaporError
 from engine.domain.model import Model
-from engine.faces.api import complaints, public
+from engine.faces.api import complaints, open311, public
 from engine.faces.api.guards import (
     BodyLimit,
     Message,
@@ -33,6 +33,7 @@ from engine.faces.api.guards import (
     Send,
     Timeout,
 )
+from engine.faces.api.open311_format import Open311Errors
 from engine.faces.api.openapi import install_openapi
 from engine.faces.api.problems import ApiProblem, problem_response, validation_problem
 from engine.faces.api.service import CaseLister, Service
@@ -115,10 +116,12 @@ def create_app(
     app.include_router(public.router)
     _install_handlers(app)
     install_openapi(app)
+    open311.install(app)
     # Added innermost first: the log sees every answer, the guards' own included.
     app.add_middleware(BodyLimit, limit=body_limit)
     app.add_middleware(Timeout, seconds=timeout)
     app.add_middleware(_CatchAll)
+    app.add_middleware(Open311Errors)  # /open311/ answers its spec's errors, not problems
     app.add_middleware(RequestLog, observe=_observe)
     return app
 

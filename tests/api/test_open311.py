@@ -259,6 +259,20 @@ def test_a_bad_listing_gets_one_spec_error(
     assert words in answer.json()[0]["description"]
 
 
+def test_status_filter_finds_a_closed_request_behind_newer_open_ones(server: Server) -> None:
+    archived = _file(server)
+    archive = server.call(
+        "POST", f"/v1/complaints/{archived}/signals/archive", who="admin",
+        json={"data": {"reason": "Bukan pelayanan publik."}},
+    )  # fmt: skip
+    assert archive.status_code == 200, archive.text
+    for _ in range(3):
+        _file(server)
+    closed = _listed(server, status="closed", page_size=1).json()
+    assert [(r["service_request_id"], r["status"]) for r in closed] == [(archived, "closed")]
+    assert closed[0]["expected_datetime"] is None
+
+
 def test_paging_walks_the_list_without_overlap(server: Server) -> None:
     for _ in range(3):
         _file(server)

@@ -74,12 +74,20 @@ def comma_list(name: str, values: str | None, allowed: set[str] | None = None) -
 
 
 def public_window(
-    found: Service, now: datetime, start: datetime, end: datetime, enough: int
+    found: Service,
+    now: datetime,
+    window: tuple[datetime, datetime],
+    enough: int,
+    *,
+    codes: set[str] | None = None,
+    statuses: set[str] | None = None,
 ) -> list[Case]:
-    """Public cases opened in ``[start, end]``, newest first, until ``enough`` (the list is
-    ordered by opening, so the scan stops at the window's start)."""
+    """Up to ``enough`` public cases opened in ``window``, newest first, of the workflows
+    ``codes`` and the statuses (``open``/``closed``) ``statuses`` (``None``: any). Both are
+    matched on the index row; only a candidate is read, to leave a confidential one out."""
     if found.case_lister is None:
         raise ApiProblem(501, "not_implemented", "listing requests needs the embedded runtime")
+    start, end = window
     runtime = found.runtime()
     shown: list[Case] = []
     offset = 0
@@ -89,11 +97,18 @@ def public_window(
         for row in rows:
             if row.opened_at < start:
                 return shown
-            if row.opened_at > end:
+            status = "open" if row.outcome is None else "closed"
+            if (
+                row.opened_at > end
+                or (codes is not None and row.workflow not in codes)
+                or (statuses is not None and status not in statuses)
+            ):
                 continue
             case = runtime.case(row.case_id)
             if not case.confidential:
                 shown.append(case)
+                if len(shown) == enough:
+                    return shown
         if len(rows) < _SCAN:
             break
     return shown

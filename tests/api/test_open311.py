@@ -99,7 +99,14 @@ def test_identity_fields_go_to_the_identity_store_never_into_the_case(server: Se
     as_admin = server.call("GET", f"/v1/complaints/{case}", who="admin")
     assert as_admin.json()["data"]["channel"] == "open311"
     public = server.call("GET", f"{BASE}/requests/{case}.json")
-    for text in (as_admin.text, public.text):
+    filings = [
+        json.loads(line)
+        for line in server.log_text().splitlines()
+        if '"path": "/open311/v2/requests.json"' in line and '"method": "POST"' in line
+    ]
+    assert filings and all(entry["key_id"] for entry in filings if entry["status"] == 201)
+    listed = server.call("GET", f"{BASE}/requests.xml", params={"service_request_id": case})
+    for text in (as_admin.text, public.text, listed.text, server.log_text()):
         for value in IDENTITY.values():
             assert value not in text
 

@@ -263,6 +263,7 @@ def _authenticate(found: Service, request: Request, api_key: str | None) -> Prin
         address = request.client.host if request.client is not None else "unknown"
         found.limiter.hit("address", address)
         raise ApiProblem(403, "forbidden", "api_key is missing or not a valid key")
+    request.state.key_id = key.id  # for the request log: the id, never the key
     found.limiter.hit("key", key.id)
     if key.role not in START_ROLES:
         raise ApiProblem(

@@ -136,6 +136,8 @@ COMMANDS = [
     ["db", "upgrade"], ["outbox", "list"], ["outbox", "show"], ["outbox", "retry"],
     ["outbox", "dead"], ["identity", "init"], ["identity", "add-key"], ["identity", "rewrap"],
     ["identity", "show"], ["identity", "erase"], ["import"], ["export"],
+    ["audit", "verify"], ["audit", "export"], ["audit", "explain"], ["audit", "checkpoint"],
+    ["whatif"], ["migrate"], ["keys", "create"], ["keys", "list"], ["keys", "revoke"],
 ]  # fmt: skip
 # Long-running or server-starting commands (demo, run, worker, temporal dev) have their own tests.
 WORDS = [
@@ -152,6 +154,10 @@ WORDS = [
     "2026-03-13T15:00:00+07:00", "2026-03-13T15:00:00", "3 working days", "-1 working days",
     "99999999999 working days", "ID-JK", "ID-XX", "9999", "-5", "0", "1e308", "",
     "\x1b[31mred", "a\x00b", "é" * 300, "x" * 5000, "--", "-", "--help",
+    "--lang", "id", "en", "xx", "--since", "--until", "2026-03-13", "--html", "out.html",
+    "--to", "--map", "submitted=on_hold", "on_hold", "a=", "--dry-run", "--at", "--top",
+    "--checkpoint", "--verifier", "out.jsonl", "missing.jsonl", "--role", "agency", "channel",
+    "--agency", "kemenkes", "--name", "--as-of",
 # Relative paths only: the commands run in a copy, and `import --force -o` must never reach the
 # repository's own files.
 ]  # fmt: skip

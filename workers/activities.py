@@ -27,6 +27,7 @@ from engine.runtime.delivery import (
     DeliveryError,
     DeliveryHandler,
     OutboxMessage,
+    Undeliverable,
     handler_for,
     outbox_message,
 )
@@ -119,6 +120,17 @@ class Deliveries:
                 )
             try:
                 handler.deliver(message)
+            except Undeliverable as exc:
+                # Nobody to reach (a reporter without a contact): settled, not retried. The
+                # reason never quotes an identity.
+                log.info(
+                    "undeliverable",
+                    idempotency_key=message.idempotency_key,
+                    handler=handler.name,
+                    reason=exc.message,
+                )
+                activity.heartbeat(number + 1)
+                continue
             except DeliveryError as exc:
                 raise ApplicationError(
                     f"{handler.name}: {exc.message}",

@@ -22,6 +22,7 @@ __all__ = [
     "DeliveryHandler",
     "DeliveryReport",
     "OutboxMessage",
+    "Undeliverable",
     "delivery_key",
     "handler_for",
     "messages_for",
@@ -38,6 +39,16 @@ class DeliveryError(LaporError):
     def __init__(self, message: str, *, permanent: bool = False) -> None:
         super().__init__(message)
         self.permanent = permanent
+
+
+class Undeliverable(DeliveryError):
+    """The message has nobody to reach: a reporter who left no contact (anonymous, or none
+    given), or whose identity was erased. Not a failure to retry, nor a dead letter for an
+    operator: the outbox settles it as ``undeliverable`` with this reason, which never quotes an
+    identity."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason, permanent=True)
 
 
 @dataclass(frozen=True)
@@ -78,7 +89,8 @@ class DeliveryReport:
     """What one ``deliver_due`` call did.
 
     ``failed`` will be retried; ``dead`` will not; ``unhandled`` had no accepting handler here
-    and were put back without spending an attempt; ``pending_after`` is ``backlog`` afterwards.
+    and were put back without spending an attempt; ``undeliverable`` had nobody to reach (see
+    ``Undeliverable``); ``pending_after`` is ``backlog`` afterwards.
     """
 
     delivered: int
@@ -86,6 +98,7 @@ class DeliveryReport:
     dead: int
     pending_after: int
     unhandled: int = 0
+    undeliverable: int = 0
 
 
 def delivery_key(case_id: str, seq: int, index: int) -> str:

@@ -1,6 +1,10 @@
-"""Delivery handlers for the outbox: the shipped ones (log, webhook) and plug-in loading.
+"""Delivery handlers for the outbox: the shipped ones (log, webhook, reporter-gateway,
+agency-webhooks) and plug-in loading.
 
-A handler spec, as given on a command line, is ``log``, ``webhook:URL`` or ``NAME[:ARG]``. Every
+A handler spec, as given on a command line, is ``log``, ``webhook:URL``, ``reporter-gateway:URL``
+(``engine.runtime.gateway``), ``agency-webhooks`` (``engine.runtime.standard_webhooks``) or
+``NAME[:ARG]``. The last two look things up at delivery (a reporter's contact, an agency's
+subscriptions) through a ``HandlerContext`` the delivery process gives ``load_handlers``. Every
 name resolves to a factory ``(arg: str | None) -> DeliveryHandler``: ``log`` and ``webhook`` to the
 ones below, any other through the entry-point group ``lapor_sla.delivery_handlers``, so an SMS or
 e-mail gateway is an installable package, not a change to the engine::
@@ -17,27 +21,34 @@ import hashlib
 import hmac
 import json
 import os
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Collection, Mapping, Sequence
-from http.client import HTTPException
+from dataclasses import dataclass
 from importlib.metadata import entry_points
-from typing import Any
 from urllib.parse import urlsplit
 
 import structlog
 
 from engine.domain.errors import LaporError
-from engine.runtime.delivery import DeliveryError, DeliveryHandler, OutboxMessage
+from engine.runtime.delivery import DeliveryHandler, OutboxMessage
+from engine.runtime.gateway import (
+    GATEWAY_SECRET_ENV,
+    ContactSource,
+    ReporterGatewayHandler,
+)
+from engine.runtime.posting import Poster, check_url, endpoint_of
+from engine.runtime.standard_webhooks import AgencyWebhooksHandler, SubscriptionSource
 
 __all__ = [
     "ENTRY_POINT_GROUP",
     "SECRET_ENV",
+    "HandlerContext",
     "HandlerFactory",
     "LogHandler",
     "WebhookHandler",
+    "agency_webhooks_handler",
     "load_handlers",
     "log_handler",
+    "reporter_gateway_handler",
     "sign_body",
     "verify_signature",
     "webhook_body",
@@ -152,13 +163,6 @@ def verify_signature(secret: str | bytes, body: bytes, header: str | None) -> bo
     return hmac.compare_digest(sign_body(secret, body).encode(), header.strip().encode())
 
 
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    # urllib turns a redirected POST into a GET without the body; the 200 at the end of that
-    # would mark a message delivered that nobody received. A redirect is a failure instead.
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-
 class WebhookHandler:
     """POSTs each accepted message as signed JSON; any 2xx answer means delivered.
 
@@ -177,23 +181,20 @@ class WebhookHandler:
         accepts_targets: Collection[str] | None = None,
         name: str = "webhook",
     ) -> None:
-        parts = urlsplit(url)
-        # urllib also opens file:// and ftp:// URLs; a webhook must never read a local file.
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise LaporError(f"webhook URL must be http:// or https:// with a host, not {url!r}")
+        check_url(url)
         if not secret:
-            raise LaporError(f"the webhook to {parts.netloc} needs a non-empty shared secret")
-        if timeout <= 0:
-            raise LaporError(f"webhook timeout must be positive, not {timeout}")
+            raise LaporError(
+                f"the webhook to {urlsplit(url).netloc} needs a non-empty shared secret"
+            )
+        self._poster = Poster(timeout)
         self.name = name
         self.url = url
         # Errors and logs name the host only: a webhook path often embeds a token.
-        self.endpoint = f"{parts.scheme}://{parts.netloc}"
+        self.endpoint = endpoint_of(url)
         self.timeout = timeout
         self._secret = _key(secret)
         self._kinds = _optional_set(accepts_kinds)
         self._targets = _optional_set(accepts_targets)
-        self._opener = urllib.request.build_opener(_NoRedirects())
 
     def __repr__(self) -> str:  # never the secret, nor the URL's path
         return f"WebhookHandler({self.endpoint!r}, name={self.name!r})"
@@ -203,11 +204,10 @@ class WebhookHandler:
 
     def deliver(self, message: OutboxMessage) -> None:
         body = webhook_body(message)
-        request = urllib.request.Request(
+        self._poster.post(
             self.url,
-            data=body,
-            method="POST",
-            headers={
+            body,
+            {
                 "Content-Type": "application/json; charset=utf-8",
                 "User-Agent": "lapor-sla-webhook/1",
                 "X-Lapor-Signature": sign_body(self._secret, body),
@@ -215,20 +215,6 @@ class WebhookHandler:
                 "X-Lapor-Delivery-Attempt": str(message.attempts),
             },
         )
-        try:
-            with self._opener.open(request, timeout=self.timeout) as response:
-                status = int(response.status)
-        except urllib.error.HTTPError as exc:
-            exc.close()
-            raise DeliveryError(f"{self.endpoint} answered HTTP {exc.code}") from None
-        except TimeoutError:
-            raise DeliveryError(f"{self.endpoint} did not answer in {self.timeout} s") from None
-        except urllib.error.URLError as exc:
-            raise DeliveryError(f"cannot reach {self.endpoint}: {exc.reason}") from None
-        except (OSError, HTTPException) as exc:
-            raise DeliveryError(f"{self.endpoint}: {exc.__class__.__name__}: {exc}") from None
-        if not 200 <= status < 300:
-            raise DeliveryError(f"{self.endpoint} answered HTTP {status}")
 
 
 def log_handler(arg: str | None) -> LogHandler:
@@ -248,24 +234,80 @@ def webhook_handler(arg: str | None) -> WebhookHandler:
     return WebhookHandler(arg, secret)
 
 
+@dataclass(frozen=True)
+class HandlerContext:
+    """What the delivery process can look up at delivery time, for the shipped handlers that
+    need it: ``contacts`` opens a case's reporter identity (the runtime's ``reporter``, with
+    this process's key ring), ``subscriptions`` lists an agency's webhook subscriptions. Both
+    are ``None`` where the process has no database or key ring (a handler needing one refuses
+    to load)."""
+
+    contacts: ContactSource | None = None
+    subscriptions: SubscriptionSource | None = None
+
+
+def reporter_gateway_handler(arg: str | None, context: HandlerContext) -> ReporterGatewayHandler:
+    """Factory for ``reporter-gateway:URL``; the secret comes from ``$LAPOR_GATEWAY_SECRET``."""
+    if not arg:
+        raise LaporError(
+            "the reporter gateway needs a URL: reporter-gateway:https://gateway.example.id/send"
+        )
+    secret = os.environ.get(GATEWAY_SECRET_ENV, "")
+    if not secret:
+        raise LaporError(
+            f"reporter-gateway:{endpoint_of(arg)} needs a secret: set {GATEWAY_SECRET_ENV}"
+        )
+    if context.contacts is None:
+        raise LaporError(
+            "reporter-gateway needs the reporters' identities at delivery: run it where the "
+            "database and the key ring are (lapor run --db URL with $LAPOR_KEY_FILE or "
+            "$LAPOR_IDENTITY_KEY set)"
+        )
+    return ReporterGatewayHandler(arg, secret, context.contacts)
+
+
+def agency_webhooks_handler(arg: str | None, context: HandlerContext) -> AgencyWebhooksHandler:
+    """Factory for ``agency-webhooks``: the agencies' own subscriptions (POST /v1/subscriptions)."""
+    if arg:
+        raise LaporError(f"agency-webhooks takes no argument, got 'agency-webhooks:{arg}'")
+    if context.subscriptions is None:
+        raise LaporError(
+            "agency-webhooks needs the subscriptions at delivery: run it where the database and "
+            "the key ring are (lapor run --db URL with $LAPOR_KEY_FILE or $LAPOR_IDENTITY_KEY set)"
+        )
+    return AgencyWebhooksHandler(context.subscriptions)
+
+
 _SHIPPED: Mapping[str, HandlerFactory] = {"log": log_handler, "webhook": webhook_handler}
+_LOOKING_UP: Mapping[str, Callable[[str | None, HandlerContext], DeliveryHandler]] = {
+    "reporter-gateway": reporter_gateway_handler,
+    "agency-webhooks": agency_webhooks_handler,
+}
 
 
-def load_handlers(specs: Sequence[str]) -> list[DeliveryHandler]:
-    """Build handlers from specs (``log``, ``webhook:URL``, ``NAME[:ARG]``), in order.
+def load_handlers(
+    specs: Sequence[str], context: HandlerContext | None = None
+) -> list[DeliveryHandler]:
+    """Build handlers from specs (``log``, ``webhook:URL``, ``reporter-gateway:URL``,
+    ``agency-webhooks``, ``NAME[:ARG]``), in order; ``context`` is what the looking-up ones read.
 
     Order matters: each message goes to the first handler that accepts it.
     """
+    context = context or HandlerContext()
     plugins = {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
     handlers: list[DeliveryHandler] = []
     for spec in specs:
         name, sep, rest = spec.strip().partition(":")
         arg = rest if sep else None
+        looking_up = _LOOKING_UP.get(name)
+        if looking_up is not None:
+            handlers.append(looking_up(arg, context))
+            continue
         factory = _SHIPPED.get(name)
         if factory is None:
             plugin = plugins.get(name)
             if plugin is None:
-                known = ", ".join(sorted({*_SHIPPED, *plugins}))
+                known = ", ".join(sorted({*_SHIPPED, *_LOOKING_UP, *plugins}))
                 raise LaporError(f"unknown delivery handler {name!r} in {spec!r}; known: {known}")
             try:
                 factory = plugin.load()

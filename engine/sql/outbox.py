@@ -19,6 +19,11 @@ column is added for either.
 
 Delivery order is not guaranteed (a retry overtakes nothing and nothing waits for it); receivers
 order by ``seq`` and deduplicate by the idempotency key, which is stable across retries.
+
+**Undeliverable**: a message with nobody to reach (a reporter who left no contact, see
+``engine.runtime.delivery.Undeliverable``) is settled at once, not retried nor dead-lettered:
+``delivered_us`` is set and ``last_error`` starts ``undeliverable:`` with the reason (which never
+quotes an identity); ``lapor outbox list --state undeliverable`` shows them.
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ from engine.runtime.delivery import (
     DeliveryHandler,
     DeliveryReport,
     OutboxMessage,
+    Undeliverable,
     handler_for,
 )
 from engine.runtime.errors import StoreError
@@ -51,6 +57,7 @@ from engine.sql.tables import outbox
 
 __all__ = [
     "DEAD_US",
+    "UNDELIVERABLE",
     "OutboxDelivery",
     "OutboxEntry",
     "OutboxError",
@@ -67,6 +74,7 @@ DEAD_US = 2**63 - 1
 
 _MICROSECOND = timedelta(microseconds=1)
 _MAX_ERROR = 1000  # characters of an error kept in last_error; a handler may say a lot
+UNDELIVERABLE = "undeliverable:"  # last_error of a settled row nobody could be reached for
 
 log = structlog.get_logger("lapor.outbox")
 
@@ -146,24 +154,28 @@ class OutboxEntry:
     kind: str
     target: str
     attempts: int
-    state: str  # pending | dead | delivered
+    state: str  # pending | dead | delivered | undeliverable
     next_attempt_us: int | None  # when pending
     delivered_us: int | None
     last_error: str | None
     payload: Mapping[str, Any]
 
 
+_UNDELIVERABLE = outbox.c.last_error.startswith(UNDELIVERABLE)
 _STATES = {
     "pending": _pending(),
     "dead": (outbox.c.delivered_us.is_(None)) & (outbox.c.next_attempt_us == DEAD_US),
-    "delivered": outbox.c.delivered_us.is_not(None),
+    "delivered": outbox.c.delivered_us.is_not(None)
+    & (outbox.c.last_error.is_(None) | ~_UNDELIVERABLE),
+    "undeliverable": outbox.c.delivered_us.is_not(None) & _UNDELIVERABLE,
 }
 
 
 def list_messages(
     engine: Engine, *, state: str = "pending", case_id: str | None = None, limit: int = 50
 ) -> list[OutboxEntry]:
-    """Outbox rows in ``state`` (``pending``, ``dead``, ``delivered`` or ``all``), oldest first."""
+    """Outbox rows in ``state`` (``pending``, ``dead``, ``delivered``, ``undeliverable`` or
+    ``all``), oldest first."""
     if state != "all" and state not in _STATES:
         raise LaporError(f"unknown outbox state {state!r}; one of: all, {', '.join(_STATES)}")
     query = select(outbox).order_by(outbox.c.id).limit(limit)
@@ -186,7 +198,8 @@ def get_message(engine: Engine, message_id: int) -> OutboxEntry:
 
 def _entry(row: Row[Any]) -> OutboxEntry:
     if row.delivered_us is not None:
-        state = "delivered"
+        undeliverable = (row.last_error or "").startswith(UNDELIVERABLE)
+        state = "undeliverable" if undeliverable else "delivered"
     elif row.next_attempt_us == DEAD_US:
         state = "dead"
     else:
@@ -251,7 +264,7 @@ class OutboxDelivery:
         now_us = epoch_us(now)
         started = time.monotonic()
         budget = self.lease.total_seconds() / 2
-        counts = dict.fromkeys(("delivered", "failed", "dead", "unhandled"), 0)
+        counts = dict.fromkeys(("delivered", "failed", "dead", "unhandled", "undeliverable"), 0)
         with metrics.time_batch("outbox"):
             claimed = self._claim(now_us)
             for index, row in enumerate(claimed):
@@ -264,7 +277,12 @@ class OutboxDelivery:
             pending = backlog(self.engine)
         metrics.outbox_backlog.set(pending)
         return DeliveryReport(
-            counts["delivered"], counts["failed"], counts["dead"], pending, counts["unhandled"]
+            counts["delivered"],
+            counts["failed"],
+            counts["dead"],
+            pending,
+            counts["unhandled"],
+            counts["undeliverable"],
         )
 
     def _claim(self, now_us: int) -> list[Row[Any]]:
@@ -316,6 +334,9 @@ class OutboxDelivery:
             return "unhandled", "none"
         try:
             handler.deliver(message)
+        except Undeliverable as exc:
+            self._settle_undeliverable(message, now_us, exc, handler.name)
+            return "undeliverable", handler.name
         except Exception as exc:  # any handler failure is this message's, never the batch's
             return self._fail(row, now_us, exc, handler.name), handler.name
         self._write(
@@ -362,6 +383,26 @@ class OutboxDelivery:
             error=error[:200],
         )
         return outcome
+
+    def _settle_undeliverable(
+        self, message: OutboxMessage, now_us: int, exc: Undeliverable, handler: str
+    ) -> None:
+        # Settled, not retried: nothing will give this reporter a contact later.
+        reason = f"{UNDELIVERABLE} {exc.message}"[:_MAX_ERROR]
+        self._write(
+            self._mine_id(message.id, message.attempts).values(
+                delivered_us=now_us, last_error=reason
+            )
+        )
+        log.info(
+            "outbox.undeliverable",
+            message_id=message.id,
+            idempotency_key=message.idempotency_key,
+            kind=message.kind,
+            target=message.target,
+            handler=handler,
+            reason=exc.message,
+        )
 
     def _unhandled(self, message: OutboxMessage, now_us: int) -> None:
         # Not the message's fault: give the attempt back, look again after the base backoff

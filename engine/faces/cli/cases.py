@@ -385,7 +385,7 @@ def run(
     engine = open_engine(db, create=False)
     runtime = EmbeddedRuntime(engine, {}, clock, batch_size=batch, shard=_shard(shard))
     tune_for_long_runs()
-    delivery = _delivery(engine, handler) if deliver and handler else None
+    delivery = _delivery(engine, runtime, handler) if deliver and handler else None
     if deliver and not handler:
         # Delivering to nowhere would mark every disposition, referral and reporter notice
         # delivered after a log line: without a handler the outbox waits for one instead.
@@ -421,7 +421,7 @@ def run(
             delivered = 0
             if delivery is not None:
                 report = delivery.deliver_due(now)
-                delivered = report.delivered + report.failed + report.dead
+                delivered = report.delivered + report.failed + report.dead + report.undeliverable
             if handled or delivered:
                 log.info("run.batch", cases=handled, delivered=delivered, total=fired)
             if target is not None and not handled and not delivered:
@@ -474,11 +474,17 @@ def _shard(text: str | None) -> tuple[int, int] | None:
     return int(index), int(count)
 
 
-def _delivery(engine: Engine, specs: list[str]) -> OutboxDelivery:
-    from engine.runtime.handlers import load_handlers
+def _delivery(engine: Engine, runtime: EmbeddedRuntime, specs: list[str]) -> OutboxDelivery:
+    """The outbox delivery of ``lapor run``. The handlers that look up at delivery get this
+    process's runtime (the reporter's identity, opened with its key ring); without a key ring
+    they have nothing to open and refuse to load."""
+    from engine.runtime.handlers import HandlerContext, load_handlers
     from engine.sql.outbox import OutboxDelivery
 
-    return OutboxDelivery(engine, load_handlers(specs))
+    context = HandlerContext()
+    if runtime.keyring is not None:
+        context = HandlerContext(contacts=runtime.reporter)
+    return OutboxDelivery(engine, load_handlers(specs, context))
 
 
 def audit_checkpoint(

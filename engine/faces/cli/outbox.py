@@ -1,6 +1,6 @@
 """``lapor outbox``: what the embedded runtime owes the world, and what became of it.
 
-    lapor outbox list [--state pending|dead|delivered|all] [--case CASE] [--limit 50] [--json]
+    lapor outbox list [--state pending|dead|delivered|undeliverable|all] [--case CASE] [--json]
     lapor outbox dead                  # the dead letters (list --state dead)
     lapor outbox show ID [--json]      # one message: payload, attempts, last error
     lapor outbox retry ID... | --all-dead   # put dead letters back in the queue
@@ -24,7 +24,13 @@ if TYPE_CHECKING:
 
 __all__ = ["register"]
 
-State = Annotated[str, typer.Option(help="pending (not yet delivered), dead, delivered, or all.")]
+State = Annotated[
+    str,
+    typer.Option(
+        help="pending (not yet delivered), dead, delivered, undeliverable (nobody to reach: a "
+        "reporter without a contact), or all."
+    ),
+]
 
 
 def register(app: typer.Typer) -> None:
@@ -74,11 +80,12 @@ def _print(entries: list[OutboxEntry], as_json: bool) -> None:
         typer.echo("no messages")
         return
     for e in entries:
-        when = _when(e.delivered_us if e.state == "delivered" else e.next_attempt_us)
+        settled = e.state in ("delivered", "undeliverable")
+        when = _when(e.delivered_us if settled else e.next_attempt_us)
         error = f"  last error: {e.last_error[:80]}" if e.last_error else ""
         typer.echo(
             printable(
-                f"{e.id:>8}  {e.state:<9} {e.idempotency_key:<32} {e.kind:<9} -> {e.target:<20} "
+                f"{e.id:>8}  {e.state:<13} {e.idempotency_key:<32} {e.kind:<9} -> {e.target:<20} "
                 f"attempts {e.attempts}  {when}{error}"
             )
         )

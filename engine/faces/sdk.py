@@ -14,6 +14,11 @@ The client is the shell, not the core: it reads the clock and draws tracking num
 (``LAPOR-2026-7K3QXM2P``, from ``secrets``), then hands plain commands to a runtime
 (``engine.runtime.contract.Runtime``: the embedded SQL runtime, or ``workers.runtime``'s Temporal
 one). Every call answers the contract's ``Outcome``.
+
+Over the network, ``engine.faces.sdk_http.HttpClient`` (and ``AsyncHttpClient``) make the same
+calls against a ``lapor serve`` service API: the same method names, the actor taken from the API
+key instead of an argument, typed answers, refusals raised as errors under the same classes
+(``UnknownCaseError``, ``KeyReuseError``...), and retries made safe by an ``Idempotency-Key``.
 """
 
 from __future__ import annotations

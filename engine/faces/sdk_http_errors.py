@@ -133,7 +133,8 @@ class RateLimited(ApiError):
 
 
 class ServiceUnavailable(ApiError, RuntimeUnavailableError):
-    """The service did not answer, or answered 5xx, through every retry."""
+    """The service answered 5xx through every retry, or did not answer at all (``status`` 0,
+    ``code`` ``unreachable``: refused connections, timeouts, dropped connections)."""
 
 
 _BY_CODE: Mapping[str, type[ApiError]] = {

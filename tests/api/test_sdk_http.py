@@ -129,6 +129,12 @@ def test_a_retried_start_with_the_same_key_answers_the_same_case(server: Server)
     assert again == StartedCase(**{**_fields(first), "replayed": True})
 
 
+def test_two_starts_without_a_key_open_two_cases(server: Server) -> None:
+    with _client(server, "channel") as channel:
+        first, second = (channel.start(WORKFLOW, COMPLAINT) for _ in range(2))
+    assert first.case_id != second.case_id and not (first.replayed or second.replayed)
+
+
 def _fields(started: StartedCase) -> dict[str, Any]:
     return {name: getattr(started, name) for name in StartedCase.__slots__}
 

@@ -134,8 +134,10 @@ def build_app(settings: ServeSettings) -> FastAPI:
 
 def app_from_env() -> FastAPI:
     """Uvicorn's app factory in each worker process (``--workers``)."""
+    from engine.faces.api.profiling import profile_if_asked
     from engine.runtime.logs import configure_logging
 
+    profile_if_asked()
     settings = ServeSettings.from_env()
     configure_logging(json=settings.log_json)
     return build_app(settings)

@@ -38,6 +38,7 @@ __all__ = [
     "outbox",
     "quarantine",
     "reporters",
+    "webhook_subscriptions",
 ]
 
 metadata = MetaData(
@@ -185,4 +186,16 @@ api_keys = Table(
     Column("key_hash", String(64), nullable=False, unique=True),
     Column("created_us", BigInteger, nullable=False),
     Column("revoked_us", BigInteger),
+)
+
+# Agencies' webhook endpoints (migration 0009, ``engine.sql.subscriptions``): the Standard
+# Webhooks secret only sealed by the identity key ring (the secret must be read back to sign).
+webhook_subscriptions = Table(
+    "webhook_subscriptions",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("agency", String(100), nullable=False, index=True),
+    Column("url", Text, nullable=False),
+    Column("secret_sealed", Text, nullable=False),
+    Column("created_us", BigInteger, nullable=False),
 )

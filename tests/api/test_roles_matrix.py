@@ -19,6 +19,17 @@ CALLERS = ["none", "channel", "admin", "kemenkes", "kemensos", "supervisor", "om
 
 Request = Callable[[Server, dict[str, Any]], tuple[str, str, dict[str, Any] | None]]
 
+
+def _subscription(server: Server) -> str:
+    """A fresh subscription of kemenkes (the one a DELETE is asked about)."""
+    made = server.call(
+        "POST", "/v1/subscriptions", who="kemenkes", json={"url": "https://simpel.example.id/"}
+    )
+    assert made.status_code == 201, made.text
+    subscription_id: str = made.json()["id"]
+    return subscription_id
+
+
 # endpoint -> (request for a fresh disposed case, expected status per caller)
 MATRIX: dict[str, tuple[Request, dict[str, int]]] = {
     "POST /v1/complaints": (
@@ -71,6 +82,22 @@ MATRIX: dict[str, tuple[Request, dict[str, int]]] = {
         {"none": 401, "channel": 403, "admin": 200, "kemenkes": 403, "kemensos": 403,
          "supervisor": 200, "ombudsman": 403, "auditor": 403},
     ),
+    "POST /v1/subscriptions": (
+        lambda s, c: ("POST", "/v1/subscriptions",
+                      {"url": "https://simpel.example.id/hook", "agency": "kemenkes"}),
+        {"none": 401, "channel": 403, "admin": 201, "kemenkes": 201, "kemensos": 403,
+         "supervisor": 403, "ombudsman": 403, "auditor": 403},
+    ),
+    "GET /v1/subscriptions": (
+        lambda s, c: ("GET", "/v1/subscriptions", None),
+        {"none": 401, "channel": 403, "admin": 200, "kemenkes": 200, "kemensos": 200,
+         "supervisor": 403, "ombudsman": 403, "auditor": 403},
+    ),
+    "DELETE /v1/subscriptions/{id}": (
+        lambda s, c: ("DELETE", f"/v1/subscriptions/{_subscription(s)}", None),
+        {"none": 401, "channel": 403, "admin": 204, "kemenkes": 204, "kemensos": 404,
+         "supervisor": 403, "ombudsman": 403, "auditor": 403},
+    ),
     "GET /healthz": (lambda s, c: ("GET", "/healthz", None), {c: 200 for c in CALLERS}),
     "GET /readyz": (lambda s, c: ("GET", "/readyz", None), {c: 200 for c in CALLERS}),
 }  # fmt: skip
@@ -85,6 +112,9 @@ REFUSAL_CODES = {
     ("GET /v1/complaints/{id}/identity", "ombudsman"): "identity_forbidden",
     ("GET /v1/complaints/{id}", "channel"): "forbidden",
     ("POST /v1/complaints", "kemenkes"): "forbidden",
+    ("POST /v1/subscriptions", "kemensos"): "forbidden",
+    ("POST /v1/subscriptions", "auditor"): "forbidden",
+    ("DELETE /v1/subscriptions/{id}", "kemensos"): "unknown_subscription",
 }
 
 
@@ -109,7 +139,7 @@ def test_each_role_is_allowed_or_refused_on_each_endpoint(
             assert problem["code"] == "unauthorized"
             assert answer.headers["www-authenticate"].startswith("Bearer")
         if answer.status_code == 404:
-            assert problem["code"] == "unknown_case"
+            assert problem["code"] == (code or "unknown_case")
 
 
 def test_a_revoked_key_is_refused_from_then_on(server: Server) -> None:

@@ -22,7 +22,7 @@ from starlette.exceptions import HTTPException
 
 from engine.domain.errors import LaporError
 from engine.domain.model import Model
-from engine.faces.api import complaints, open311, public
+from engine.faces.api import complaints, open311, public, subscriptions
 from engine.faces.api.guards import (
     BodyLimit,
     Message,
@@ -50,6 +50,7 @@ from engine.runtime.errors import (
 )
 from engine.runtime.identity import IdentityError, KeyRing
 from engine.sql.apikeys import ApiKeyStore
+from engine.sql.subscriptions import SubscriptionStore
 
 __all__ = ["DEFAULT_BODY_LIMIT", "DEFAULT_RATE", "DEFAULT_TIMEOUT", "create_app"]
 
@@ -97,6 +98,8 @@ def create_app(
         case_lister=case_lister,
         clock=clock or WallClock(),
         ready=ready,
+        # Beside the keys, in the same database; the key ring seals the webhook secrets.
+        subscriptions=None if keyring is None else SubscriptionStore(keys.engine, keyring),
     )
 
     @asynccontextmanager
@@ -114,6 +117,7 @@ def create_app(
     app.state.service = found
     app.include_router(complaints.router)
     app.include_router(public.router)
+    app.include_router(subscriptions.router)
     _install_handlers(app)
     install_openapi(app)
     open311.install(app)

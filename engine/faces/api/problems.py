@@ -73,6 +73,7 @@ _TITLES: Mapping[str, str] = {
     "identity_erased": "The reporter's identity was erased",
     "not_found": "Not found",
     "unknown_case": "No such case",
+    "unknown_subscription": "No such webhook subscription",
     "unknown_workflow": "Unknown workflow",
     "method_not_allowed": "Method not allowed",
     "key_reuse": "Idempotency-Key reused for another request",

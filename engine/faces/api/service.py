@@ -22,6 +22,7 @@ from engine.runtime.contract import Runtime
 from engine.runtime.identity import KeyRing
 from engine.sql.apikeys import ApiKeyStore
 from engine.sql.caselist import CaseFilter, CaseSummary
+from engine.sql.subscriptions import SubscriptionStore
 
 __all__ = ["CaseLister", "Service", "service"]
 
@@ -33,7 +34,8 @@ CaseLister = Callable[[CaseFilter, datetime, int, int], list[CaseSummary]]
 class Service:
     """The app's dependencies. ``case_lister`` is ``None`` on a runtime without a case index
     (Temporal): the list endpoint then answers 501. ``keyring`` checks reporter tokens on
-    ``/v1/track`` (the runtime checks them on signals)."""
+    ``/v1/track`` (the runtime checks them on signals); ``subscriptions`` are the agencies'
+    webhooks, their secrets sealed by it (``None`` without one: ``/v1/subscriptions`` is 503)."""
 
     runtime_factory: Callable[[], Runtime]
     keys: ApiKeyStore
@@ -43,6 +45,7 @@ class Service:
     case_lister: CaseLister | None = None
     clock: Clock = field(default_factory=WallClock)
     ready: Callable[[], None] | None = None
+    subscriptions: SubscriptionStore | None = None
     _local: threading.local = field(default_factory=threading.local, repr=False)
     _made: list[Runtime] = field(default_factory=list, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)

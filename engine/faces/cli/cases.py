@@ -476,14 +476,19 @@ def _shard(text: str | None) -> tuple[int, int] | None:
 
 def _delivery(engine: Engine, runtime: EmbeddedRuntime, specs: list[str]) -> OutboxDelivery:
     """The outbox delivery of ``lapor run``. The handlers that look up at delivery get this
-    process's runtime (the reporter's identity, opened with its key ring); without a key ring
-    they have nothing to open and refuse to load."""
+    process's runtime (the reporter's identity, opened with its key ring) and the agencies'
+    webhook subscriptions (their secrets sealed by it); without a key ring they have nothing to
+    open and refuse to load."""
     from engine.runtime.handlers import HandlerContext, load_handlers
     from engine.sql.outbox import OutboxDelivery
+    from engine.sql.subscriptions import SubscriptionStore
 
     context = HandlerContext()
     if runtime.keyring is not None:
-        context = HandlerContext(contacts=runtime.reporter)
+        context = HandlerContext(
+            contacts=runtime.reporter,
+            subscriptions=SubscriptionStore(engine, runtime.keyring).for_agency,
+        )
     return OutboxDelivery(engine, load_handlers(specs, context))
 
 

@@ -1,5 +1,10 @@
 """A real ``lapor serve`` process on 127.0.0.1 over an SQLite file, with one API key per role.
 
+A test module that marks itself ``pytestmark = BOTH_DATABASES`` runs each of its tests twice:
+against a server over SQLite and against one over PostgreSQL (a database of the throwaway
+server ``tests/runtime/postgres.py`` starts; skipped without the binaries, as the runtime's
+PostgreSQL tests are). The rest run on SQLite only.
+
 The server is a subprocess started as a user starts it (``python -m engine.faces.cli.main
 serve``), logging JSON lines to a file the tests read back (the identity-leak test searches it).
 Keys are made with the key store the CLI uses (``tests/api/test_keys_command.py`` drives the CLI
@@ -27,6 +32,7 @@ from engine.sql import store
 from engine.sql.apikeys import ApiKeyStore
 from engine.sql.migrations import upgrade
 from tests.lapor_process import ROOT
+from tests.runtime.postgres import shared_server
 
 # (name in the tests, role, agency)
 KEYS = [
@@ -104,9 +110,10 @@ def _free_port() -> int:
         return port
 
 
-def serve(folder: Path, *args: str) -> Iterator[Server]:
-    """Start ``lapor serve`` over a fresh database in ``folder``; stop it afterwards."""
-    url = f"sqlite:///{folder / 'lapor.db'}"
+def serve(folder: Path, *args: str, db: str | None = None) -> Iterator[Server]:
+    """Start ``lapor serve`` over a fresh database (an SQLite file in ``folder``, or the empty
+    database ``db``); stop it afterwards."""
+    url = db or f"sqlite:///{folder / 'lapor.db'}"
     upgrade(url)
     engine = store.open_engine(url)
     keys = ApiKeyStore(engine)
@@ -145,8 +152,18 @@ def serve(folder: Path, *args: str) -> Iterator[Server]:
             process.wait()
 
 
+BOTH_DATABASES = pytest.mark.parametrize("server", ["sqlite", "postgresql"], indirect=True)
+"""``pytestmark = BOTH_DATABASES``: the module's tests against a server on each database."""
+
+
 @pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """One server for the session (cases never collide: each test starts its own); its rate
-    limit is far above what the suite sends (``test_track_and_guards`` has a strict one)."""
-    yield from serve(tmp_path_factory.mktemp("api"), "--rate-limit", "100000/minute")
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """One server per database for the session (cases never collide: each test starts its
+    own); SQLite unless the test is parametrized (``BOTH_DATABASES``). Its rate limit is far
+    above what the suite sends (``test_track_and_guards`` has a strict one)."""
+    database = getattr(request, "param", "sqlite")
+    folder = tmp_path_factory.mktemp(f"api-{database}")
+    db = shared_server().create_database() if database == "postgresql" else None
+    yield from serve(folder, "--rate-limit", "100000/minute", db=db)

@@ -3,7 +3,9 @@ refused as problem details, status, history, lists, and an agency's scope."""
 
 from __future__ import annotations
 
-from tests.api.conftest import COMPLAINT, Server
+from tests.api.conftest import BOTH_DATABASES, COMPLAINT, Server
+
+pytestmark = BOTH_DATABASES
 
 PROBLEMS = "https://lapor-sla.dev/problems/"
 

@@ -7,7 +7,9 @@ import time
 
 import httpx
 
-from tests.api.conftest import COMPLAINT, Server
+from tests.api.conftest import BOTH_DATABASES, COMPLAINT, Server
+
+pytestmark = BOTH_DATABASES
 
 IDENTITY = {
     "name": "Zulkarnain Wibisono-Qx",

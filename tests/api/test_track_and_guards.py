@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.api.conftest import COMPLAINT, Server, serve
+from tests.api.conftest import BOTH_DATABASES, COMPLAINT, Server, serve
 
 
+@BOTH_DATABASES
 def test_tracking_shows_status_deadline_and_next_step_in_indonesian(server: Server) -> None:
     started = server.disposed("kemenkes")
     answer = server.call("GET", f"/v1/track/{started['tracking_number']}")
@@ -28,6 +29,7 @@ def test_tracking_shows_status_deadline_and_next_step_in_indonesian(server: Serv
     assert "kemenkes" not in answer.text and COMPLAINT["description"] not in answer.text
 
 
+@BOTH_DATABASES
 def test_tracking_with_the_token_adds_what_the_reporter_may_do(server: Server) -> None:
     started = server.start()
     case = started["case_id"]
@@ -43,6 +45,7 @@ def test_tracking_with_the_token_adds_what_the_reporter_may_do(server: Server) -
     assert wrong.status_code == 403 and wrong.json()["code"] == "not_the_reporter"
 
 
+@BOTH_DATABASES
 def test_a_confidential_report_is_tracked_only_with_its_token(server: Server) -> None:
     started = server.start(data=COMPLAINT | {"confidential": True})
     case = started["case_id"]

@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import random
 import re
+import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -107,6 +109,13 @@ T = TypeVar("T")
 BUSY_TIMEOUT_MS = 30_000
 """How long a SQLite writer waits for another process's transaction before failing."""
 
+_WRITERS: weakref.WeakKeyDictionary[Engine, threading.RLock] = weakref.WeakKeyDictionary()
+"""A SQLite engine's writers in this process take turns on this lock before ``BEGIN
+IMMEDIATE``: a thread waiting on it wakes the moment the writer before it commits, whereas one
+waiting in SQLite's busy handler sleeps in steps of up to 100 ms. Under ``lapor serve``'s
+threads that busy sleeping made the write latency's tail (p99) ten times its median. Writers
+in other processes still meet in SQLite's own lock."""
+
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 _IN_CHUNK = 500  # ids per IN (...) list: far below SQLite's bound-parameter limit
@@ -158,6 +167,7 @@ def open_engine(url: str, *, durable: bool = True, create: bool = True) -> Engin
             # text serves executemany on both databases (see ``_executemany``).
             engine = create_engine(url, paramstyle="named")
             _configure_sqlite(engine, durable)
+            _WRITERS[engine] = threading.RLock()
         else:
             engine = create_engine(url, pool_pre_ping=True)
     except (SQLAlchemyError, ImportError, ValueError) as exc:
@@ -243,9 +253,10 @@ def transact(
     serialization failure) is retried with jittered backoff: ``work`` must therefore read what it
     needs inside the transaction, never rely on what an earlier attempt read.
     """
+    turn = _WRITERS.get(engine)
     for attempt in range(attempts):
         try:
-            with map_errors(action), engine.connect() as conn:
+            with turn or _NO_LOCK, map_errors(action), engine.connect() as conn:
                 conn.execution_options(lapor_write=True)
                 with conn.begin():
                     return work(conn)
@@ -255,6 +266,9 @@ def transact(
             # jitter: two processes that collided should not collide again on the retry
             time.sleep(min(1.0, 0.01 * 2**attempt) * (0.5 + random.random()))
     raise AssertionError("unreachable")
+
+
+_NO_LOCK = nullcontext()
 
 
 def read(engine: Engine, work: Callable[[Connection], T], *, action: str) -> T:

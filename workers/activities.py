@@ -6,6 +6,11 @@ signed webhook, plug-ins by entry point). Each world-facing effect becomes the s
 ``OutboxMessage`` the outbox would hold (``engine.runtime.delivery``), with the same idempotency
 key ``case:seq:index``, so a receiver gets the same signed bodies from either runtime.
 
+A handler that looks something up at delivery (``reporter-gateway``: the reporter's contact) does
+so from the worker process: ``lapor worker`` gives it a client that queries the case workflow's
+sealed identity and opens it with the worker's key ring; the contact never enters a Temporal
+history, an activity input or an error.
+
 Temporal retries the activity (``DELIVERY_RETRY``): delivery is at least once, and receivers
 deduplicate by the key. An attempt heartbeats after each message it delivered, so a retry starts
 after the last one that got through. A handler's permanent ``DeliveryError`` ends the retries.
@@ -13,6 +18,7 @@ after the last one that got through. A handler's permanent ``DeliveryError`` end
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -119,7 +125,9 @@ class Deliveries:
                     type="unhandled",
                 )
             try:
-                handler.deliver(message)
+                # In a thread: handlers block (HTTP), and one that looks up the reporter's
+                # contact queries this very workflow, which needs the worker's loop free.
+                await asyncio.to_thread(handler.deliver, message)
             except Undeliverable as exc:
                 # Nobody to reach (a reporter without a contact): settled, not retried. The
                 # reason never quotes an identity.

@@ -202,3 +202,13 @@ def test_the_gateway_refuses_to_load_without_a_secret_or_a_key_ring(tmp_path: Pa
     no_ring = lapor("run", "--handler", spec, "--until", until, cwd=tmp_path,
                     env={"LAPOR_GATEWAY_SECRET": SECRET})  # fmt: skip
     assert no_ring.returncode == 2 and "key ring" in no_ring.stderr
+
+
+def test_a_temporal_worker_refuses_the_gateway_without_a_key_ring_to_open_contacts(
+    tmp_path: Path,
+) -> None:
+    refused = lapor("worker", "--handler", "reporter-gateway:http://127.0.0.1:9/kirim",
+                    cwd=tmp_path, env={"LAPOR_GATEWAY_SECRET": SECRET})  # fmt: skip
+
+    assert refused.returncode == 2 and "key ring" in refused.stderr
+    assert "Traceback" not in refused.stderr

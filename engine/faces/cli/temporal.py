@@ -16,13 +16,16 @@ import os
 import signal as os_signal
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from engine.runtime.collector import tune_for_long_runs
 from engine.runtime.delivery import DeliveryHandler
 from workers.connection import DEFAULT_ADDRESS, DEFAULT_TASK_QUEUE, TemporalTarget
+
+if TYPE_CHECKING:
+    from engine.runtime.handlers import HandlerContext
 
 __all__ = ["dev", "register", "register_search_attributes", "run_worker", "worker"]
 
@@ -98,6 +101,25 @@ def dev(
     """Run the Temporal dev server in the foreground (Ctrl-C stops it)."""
     argv = dev_command(port, ui_port, db_filename)
     os.execv(argv[0], argv)
+
+
+def _handler_context(target: TemporalTarget, specs: Sequence[str]) -> HandlerContext:
+    """What the worker's looking-up handlers read at delivery: for ``reporter-gateway``, the
+    reporter's identity, queried from the case workflow (sealed in its start input) by a client
+    of its own and opened with this process's key ring. Agencies' subscriptions live in the
+    API's SQL database, which a worker does not open: ``agency-webhooks`` runs in ``lapor run``
+    beside that database."""
+    from engine.runtime.handlers import HandlerContext
+    from engine.runtime.identity import KeyRing
+
+    wanted = any(spec.strip().partition(":")[0] == "reporter-gateway" for spec in specs)
+    keyring = KeyRing.from_env() if wanted else None
+    if keyring is None:
+        return HandlerContext()
+    from workers.runtime import TemporalRuntime
+
+    reader = TemporalRuntime.connect(target, keyring=keyring)
+    return HandlerContext(contacts=reader.reporter)
 
 
 async def run_worker(
@@ -216,7 +238,7 @@ def worker(
             "lapor worker needs --handler: --handler webhook:URL (or a plug-in) to tell agencies, "
             "reporters and Ombudsman RI, or --handler log to only log what they should be told"
         )
-    delivery = load_handlers(handler)
+    delivery = load_handlers(handler, _handler_context(target, handler))
     tune_for_long_runs()
     asyncio.run(run_worker(target=target, limits=limits, handlers=delivery))
     # ``lapor`` leaves without interpreter finalisation from here (``engine.faces.cli.main.run``).

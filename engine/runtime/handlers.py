@@ -24,7 +24,6 @@ import os
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from importlib.metadata import entry_points
-from urllib.parse import urlsplit
 
 import structlog
 
@@ -183,9 +182,7 @@ class WebhookHandler:
     ) -> None:
         check_url(url)
         if not secret:
-            raise LaporError(
-                f"the webhook to {urlsplit(url).netloc} needs a non-empty shared secret"
-            )
+            raise LaporError(f"the webhook to {endpoint_of(url)} needs a non-empty shared secret")
         self._poster = Poster(timeout)
         self.name = name
         self.url = url

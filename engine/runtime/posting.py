@@ -33,9 +33,16 @@ def check_url(url: str, what: str = "webhook") -> str:
 
 
 def endpoint_of(url: str) -> str:
-    """What errors and logs may name of ``url``: its scheme and host, never its path."""
+    """What errors and logs may name of ``url``: its scheme, host and port, never its path nor
+    a ``user:password@`` in it."""
     parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}"
+    host = parts.hostname or ""
+    host = f"[{host}]" if ":" in host else host
+    try:
+        port = parts.port
+    except ValueError:  # not a number: say nothing of it
+        port = None
+    return f"{parts.scheme}://{host}" + (f":{port}" if port is not None else "")
 
 
 class _NoRedirects(urllib.request.HTTPRedirectHandler):

@@ -211,3 +211,14 @@ def test_log_and_webhook_are_registered_as_entry_points() -> None:
 
     assert names["log"] == "engine.runtime.handlers:log_handler"
     assert names["webhook"] == "engine.runtime.handlers:webhook_handler"
+
+
+def test_a_receivers_credentials_and_path_stay_out_of_what_a_handler_says() -> None:
+    from engine.runtime.posting import endpoint_of
+
+    assert endpoint_of("https://agency:hunter2@hooks.example.id:8443/t/abc") == (
+        "https://hooks.example.id:8443"
+    )
+    assert endpoint_of("http://[::1]:9/x") == "http://[::1]:9"
+    handler = WebhookHandler("https://agency:hunter2@hooks.example.id/t/abc", SECRET)
+    assert "hunter2" not in repr(handler) and "/t/abc" not in repr(handler)

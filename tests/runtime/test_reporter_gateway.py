@@ -174,6 +174,23 @@ def test_a_reporter_without_a_contact_is_recorded_undeliverable_with_the_reason(
     assert "Tanpa Kontak" not in logs + listed.stdout
 
 
+def test_a_reporter_whose_identity_was_erased_is_undeliverable_not_retried(
+    tmp_path: Path, gateway: Receiver
+) -> None:
+    assert lapor("db", "upgrade", cwd=tmp_path).returncode == 0
+    case_id = _case(tmp_path, {"phone": PHONE})
+    erased = lapor("identity", "erase", case_id, "--actor", "admin:nasional", cwd=tmp_path,
+                   env=_env())  # fmt: skip
+    assert erased.returncode == 0, erased.stderr
+
+    _run(tmp_path, gateway)
+
+    assert gateway.received == []
+    listed = lapor("outbox", "list", "--state", "undeliverable", "--json", cwd=tmp_path)
+    (entry,) = json.loads(listed.stdout)
+    assert entry["last_error"] == "undeliverable: the reporter's identity was erased"
+
+
 def test_a_failing_gateway_is_retried_and_the_error_names_no_contact(
     tmp_path: Path, gateway: Receiver
 ) -> None:

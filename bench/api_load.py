@@ -414,6 +414,12 @@ def run_backend(kind: str, args: argparse.Namespace, folder: Path, postgres: Any
                 load_env, "cases", base, args.cases, args.concurrency, "load"
             )
             load["server_cpu_s"] = round(_cpu_seconds(pid) - cpu, 2)
+        for figures_of_run in (row.get("healthz"), load):
+            if figures_of_run is not None:  # CPU per request: what the 2 cores are spent on
+                for side in ("server", "generator"):
+                    figures_of_run[f"{side}_cpu_ms_per_request"] = round(
+                        1000 * figures_of_run[f"{side}_cpu_s"] / figures_of_run["requests"], 2
+                    )
         load["database"] = _check_database(url, load.pop("case_ids"), args.cases)
         row["cases"] = load
         if "healthz" in row:

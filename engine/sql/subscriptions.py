@@ -11,11 +11,11 @@ import secrets
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, Row, delete, insert, select
+from sqlalchemy import Connection, Engine, Row, delete, insert, select
 
 from engine.domain.errors import LaporError
 from engine.runtime.errors import IntegrityViolationError
-from engine.runtime.identity import KeyRing
+from engine.runtime.identity import KeyRing, SealedIdentity
 from engine.runtime.posting import check_url
 from engine.runtime.standard_webhooks import Subscription, new_secret
 from engine.sql import store
@@ -86,6 +86,29 @@ class SubscriptionStore:
             self.engine, lambda conn: conn.execute(stmt).rowcount, action="delete a subscription"
         )
         return bool(removed)
+
+    def rewrap(self) -> int:
+        """Wrap every secret's data key not yet under the ring's active key with it (after a
+        rotation, as ``lapor identity rewrap`` does for identities); how many. Until then an
+        old key cannot leave the ring without breaking the subscriptions it sealed."""
+        table = webhook_subscriptions
+
+        def work(conn: Connection) -> int:
+            moved = 0
+            for row in conn.execute(select(table.c.id, table.c.secret_sealed)).all():
+                sealed = SealedIdentity.from_text(row.secret_sealed)
+                if sealed.key_id == self._ring.active:
+                    continue
+                rewrapped = self._ring.rewrap(_bound(row.id), sealed)
+                conn.execute(
+                    table.update()
+                    .where(table.c.id == row.id)
+                    .values(secret_sealed=rewrapped.to_text())
+                )
+                moved += 1
+            return moved
+
+        return store.transact(self.engine, work, action="rewrap subscription secrets")
 
     def _subscription(self, row: Row[Any]) -> Subscription:
         opened = self._ring.open_text(_bound(row.id), row.secret_sealed)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from datetime import UTC, datetime
 from pathlib import Path
 
 from tests.lapor_process import lapor as run_lapor
@@ -63,7 +64,7 @@ def test_an_operator_keeps_identities_sealed_and_reporters_acting_on_their_own_c
     rotated = lapor("identity", "add-key", str(ring), "--key-id", "k2", cwd=tmp_path)
     assert rotated.returncode == 0 and "key k2 is active" in rotated.stdout
     rewrapped = lapor("identity", "rewrap", cwd=tmp_path, key_file=ring)
-    assert rewrapped.returncode == 0 and "rewrapped 1 identities under key k2" in rewrapped.stdout
+    assert rewrapped.returncode == 0 and "rewrapped 1 identities and 0 webhook" in rewrapped.stdout
 
     erased = lapor("identity", "erase", case, "--actor", "admin:nasional", cwd=tmp_path,
                    key_file=ring)  # fmt: skip
@@ -72,3 +73,32 @@ def test_an_operator_keeps_identities_sealed_and_reporters_acting_on_their_own_c
                  key_file=ring)  # fmt: skip
     assert gone.returncode == 1 and "was erased on" in gone.stderr
     assert b"Rina" not in (tmp_path / "lapor.db").read_bytes()
+
+
+def test_a_rotation_rewraps_webhook_secrets_so_the_old_key_can_leave_the_ring(
+    tmp_path: Path,
+) -> None:
+    from engine.runtime.identity import KeyRing
+    from engine.sql.store import open_engine
+    from engine.sql.subscriptions import SubscriptionStore
+
+    ring = tmp_path / "ring.json"
+    assert lapor("identity", "init", str(ring), cwd=tmp_path).returncode == 0
+    assert lapor("db", "upgrade", cwd=tmp_path).returncode == 0
+    engine = open_engine(f"sqlite:///{tmp_path / 'lapor.db'}", create=False)
+    first = KeyRing.from_file(ring)
+    made = SubscriptionStore(engine, first).create(
+        "kemenkes", "https://simpel.kemkes.example/hooks", datetime.now(UTC)
+    )
+
+    assert lapor("identity", "add-key", str(ring), "--key-id", "k2", cwd=tmp_path).returncode == 0
+    rewrapped = lapor("identity", "rewrap", cwd=tmp_path, key_file=ring)
+    assert rewrapped.returncode == 0, rewrapped.stderr
+    assert "1 webhook subscription secret(s) under key k2" in rewrapped.stdout
+    data = json.loads(ring.read_text())
+    del data["keys"][first.active]
+    ring.write_text(json.dumps(data))
+
+    kept = SubscriptionStore(engine, KeyRing.from_file(ring)).all("kemenkes")
+    engine.dispose()
+    assert [(s.id, s.secret) for s in kept] == [(made.id, made.secret)]

@@ -67,17 +67,24 @@ def add_key(
 
 
 def rewrap(db: Db = DEFAULT_DB) -> None:
-    """Wrap every stored identity's data key under the key ring's active key (after add-key);
-    then older keys can leave the ring once no Temporal case or reporter token needs them."""
+    """Wrap every stored identity's and webhook secret's data key under the key ring's active key
+    (after add-key); then older keys can leave the ring once no Temporal case or reporter token
+    needs them."""
     from engine.faces.sdk import Client
     from engine.sql.embedded import EmbeddedRuntime
+    from engine.sql.subscriptions import SubscriptionStore
 
     with Client(db) as client:
         runtime = client.runtime
         assert isinstance(runtime, EmbeddedRuntime)
         count = runtime.rewrap_identities()
-        active = runtime.keyring.active if runtime.keyring else "?"
-    typer.echo(f"rewrapped {count} identities under key {active}")
+        assert runtime.keyring is not None  # rewrap_identities refused without one
+        secrets = SubscriptionStore(runtime.engine, runtime.keyring).rewrap()
+        active = runtime.keyring.active
+    typer.echo(
+        f"rewrapped {count} identities and {secrets} webhook subscription secret(s) "
+        f"under key {active}"
+    )
 
 
 def show(

@@ -9,7 +9,7 @@ decision: a case started under one hash replays under that hash forever.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal
@@ -31,6 +31,7 @@ __all__ = [
     "State",
     "Transition",
     "canonical_json",
+    "known_agencies",
 ]
 
 ClockRegion = Literal["national", "agency", "case"]
@@ -382,3 +383,9 @@ def _level_from(d: Mapping[str, Any]) -> EscalationLevel:
         notify=d["notify"],
         source=d["source"],
     )
+
+
+def known_agencies(models: Iterable[Model]) -> frozenset[str]:
+    """Every agency the routing tables of ``models`` name: what a key or a subscription scoped to
+    an agency must name (a typo would see no case, silently). Empty when no table names any."""
+    return frozenset(code for model in models for code in model.routing.agencies)

@@ -164,9 +164,18 @@ def test_subscriptions_are_listed_without_secrets_and_removed_only_by_their_agen
         ("kemenkes", {"url": "http:///no-host"}, 422, "invalid_request"),
         ("kemenkes", {"url": "https://a.example.id/", "agency": "kemensos"}, 403, "forbidden"),
         ("admin", {"url": "https://a.example.id/"}, 422, "invalid_request"),
+        ("admin", {"url": "https://a.example.id/", "agency": "kemenkess"}, 422, "invalid_request"),
         ("channel", {"url": "https://a.example.id/", "agency": "kemenkes"}, 403, "forbidden"),
     ],
-    ids=["file", "ftp", "no-host", "other-agency", "admin-without-agency", "channel"],
+    ids=[
+        "file",
+        "ftp",
+        "no-host",
+        "other-agency",
+        "admin-without-agency",
+        "admin-unknown-agency",
+        "channel",
+    ],
 )
 def test_a_subscription_is_refused_for_a_bad_url_or_someone_elses_agency(
     hooks_server: Server, who: str, body: dict[str, Any], status: int, code: str

@@ -9,6 +9,7 @@ does not exist (404).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated
 
@@ -16,6 +17,7 @@ from fastapi import APIRouter, Depends, Path, Query, Response
 from pydantic import BaseModel, Field
 
 from engine.domain.errors import LaporError
+from engine.domain.model import Model, known_agencies
 from engine.faces.api.auth import Caller
 from engine.faces.api.openapi import problems
 from engine.faces.api.principals import Principal, require_role
@@ -80,7 +82,7 @@ def _store(found: Service) -> SubscriptionStore:
     return found.subscriptions
 
 
-def _agency_for(principal: Principal, asked: str | None) -> str:
+def _agency_for(principal: Principal, asked: str | None, models: Mapping[str, Model]) -> str:
     require_role(principal, SUBSCRIPTION_ROLES, "manage webhook subscriptions")
     if principal.agency is not None:
         if asked is not None and asked != principal.agency:
@@ -92,6 +94,13 @@ def _agency_for(principal: Principal, asked: str | None) -> str:
         return principal.agency
     if asked is None:
         raise ApiProblem(422, "invalid_request", "name the agency to subscribe for: agency")
+    known = known_agencies(models.values())
+    if known and asked not in known:
+        raise ApiProblem(
+            422,
+            "invalid_request",
+            f"unknown agency {asked!r}; known agencies: {', '.join(sorted(known))}",
+        )
     return asked
 
 
@@ -104,7 +113,7 @@ def _agency_for(principal: Principal, asked: str | None) -> str:
 def create(body: SubscriptionRequest, principal: Caller, found: Found) -> CreatedSubscription:
     """Deliver the agency's case messages to `url`, signed as Standard Webhooks 1.0
     (`webhook-id`, `webhook-timestamp`, `webhook-signature`). Answers the secret, once."""
-    agency = _agency_for(principal, body.agency)
+    agency = _agency_for(principal, body.agency, found.models)
     try:
         check_url(body.url)
     except LaporError as exc:

@@ -101,11 +101,10 @@ def _check_agency(agency: str, project: Path | None) -> None:
     """An agency key must name an agency the project's routing knows (a typo would make a key
     that sees no case, silently)."""
     from engine.definitions.loader import load_models
+    from engine.domain.model import known_agencies
 
     found = use_project(project)
-    known: set[str] = set()
-    for model in load_models(found.workflows, found.policies).values():
-        known.update(model.routing.agencies)
+    known = known_agencies(load_models(found.workflows, found.policies).values())
     if known and agency not in known:
         raise LaporError(f"unknown agency {agency!r}; known agencies: {', '.join(sorted(known))}")
 

@@ -110,9 +110,11 @@ def _free_port() -> int:
         return port
 
 
-def serve(folder: Path, *args: str, db: str | None = None) -> Iterator[Server]:
+def serve(
+    folder: Path, *args: str, db: str | None = None, env: dict[str, str] | None = None
+) -> Iterator[Server]:
     """Start ``lapor serve`` over a fresh database (an SQLite file in ``folder``, or the empty
-    database ``db``); stop it afterwards."""
+    database ``db``) with ``env`` added to its minimal environment; stop it afterwards."""
     url = db or f"sqlite:///{folder / 'lapor.db'}"
     upgrade(url)
     engine = store.open_engine(url)
@@ -122,7 +124,12 @@ def serve(folder: Path, *args: str, db: str | None = None) -> Iterator[Server]:
     engine.dispose()
     port = _free_port()
     log = folder / "server.log"
-    env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", KEY_ENV: os.environ[KEY_ENV]}
+    env = {
+        "PYTHONPATH": str(ROOT),
+        "PATH": "/usr/bin:/bin",
+        KEY_ENV: os.environ[KEY_ENV],
+        **(env or {}),
+    }
     with log.open("wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "engine.faces.cli.main", "serve", "--db", url,

@@ -110,25 +110,10 @@ class HttpClient(ClientBase):
     ``retries`` how many times a failed attempt is repeated (connection errors, timeouts,
     429 and 5xx answers), waiting ``backoff`` × 2ⁿ seconds or what ``Retry-After`` asks."""
 
-    def __init__(
-        self,
-        base_url: str,
-        api_key: str | None,
-        *,
-        timeout: float = 10.0,
-        retries: int = 3,
-        backoff: float = 0.2,
-        max_retry_after: float = 60.0,
-    ) -> None:
-        super().__init__(
-            base_url,
-            api_key,
-            timeout=timeout,
-            retries=retries,
-            backoff=backoff,
-            max_retry_after=max_retry_after,
-        )
-        self._http = httpx.Client(base_url=self.base_url, timeout=timeout)
+    _http: httpx.Client
+
+    def _open(self) -> None:
+        self._http = httpx.Client(base_url=self.base_url, timeout=self.timeout)
 
     def __enter__(self) -> HttpClient:
         return self
@@ -273,25 +258,10 @@ class AsyncHttpClient(ClientBase):
     """``HttpClient`` for asyncio: the same methods, awaited; ``iter_cases`` is an async
     iterator."""
 
-    def __init__(
-        self,
-        base_url: str,
-        api_key: str | None,
-        *,
-        timeout: float = 10.0,
-        retries: int = 3,
-        backoff: float = 0.2,
-        max_retry_after: float = 60.0,
-    ) -> None:
-        super().__init__(
-            base_url,
-            api_key,
-            timeout=timeout,
-            retries=retries,
-            backoff=backoff,
-            max_retry_after=max_retry_after,
-        )
-        self._http = httpx.AsyncClient(base_url=self.base_url, timeout=timeout)
+    _http: httpx.AsyncClient
+
+    def _open(self) -> None:
+        self._http = httpx.AsyncClient(base_url=self.base_url, timeout=self.timeout)
 
     async def __aenter__(self) -> AsyncHttpClient:
         return self

@@ -9,6 +9,7 @@ import logging
 import random
 import secrets
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
@@ -136,7 +137,7 @@ def track_call(tracking: str, reporter_token: str | None) -> Call:
     )
 
 
-class ClientBase:
+class ClientBase(ABC):
     """What both clients share: headers, the retry policy, reading an answer."""
 
     def __init__(
@@ -144,10 +145,10 @@ class ClientBase:
         base_url: str,
         api_key: str | None,
         *,
-        timeout: float,
-        retries: int,
-        backoff: float,
-        max_retry_after: float,
+        timeout: float = 10.0,
+        retries: int = 3,
+        backoff: float = 0.2,
+        max_retry_after: float = 60.0,
     ) -> None:
         if retries < 0 or backoff < 0 or max_retry_after < 0:
             raise ValueError("retries, backoff and max_retry_after must not be negative")
@@ -158,6 +159,11 @@ class ClientBase:
         self.backoff = backoff
         self.max_retry_after = max_retry_after
         self._jitter = random.Random()  # spreads clients' retries apart; not a secret
+        self._open()
+
+    @abstractmethod
+    def _open(self) -> None:
+        """Make the client's transport (blocking or asyncio), once the settings are set."""
 
     def __repr__(self) -> str:  # never the key
         return f"{type(self).__name__}({self.base_url!r}, api_key=***)"

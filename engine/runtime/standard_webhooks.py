@@ -1,18 +1,23 @@
 """Agencies' own webhook subscriptions, delivered as Standard Webhooks 1.0.
 
 An agency's system subscribes a URL (``POST /v1/subscriptions``) and gets a secret once,
-``whsec_`` and base64 as Standard Webhooks writes it. Messages of the outbox addressed to the
-agency of a case disposed to it (its disposition notice, a routing, a reporter's reply or
-dispute) go to every subscription of that agency, looked up at delivery, each POSTed with::
+``whsec_`` and base64 as Standard Webhooks writes it. Two kinds of outbox messages go to every
+subscription of the agency, looked up at delivery: each status change of a case disposed to it
+(``case.status_changed``, written for subscribed agencies only: ``engine.runtime.status_events``)
+and the workflow's messages addressed to it (``case.notify``, ``case.routed``: its disposition
+notice, a reporter's reply or dispute). Each is POSTed with::
 
     webhook-id:        the outbox idempotency key (case:seq:index), stable across retries
     webhook-timestamp: unix seconds of this attempt
     webhook-signature: v1,<base64 HMAC-SHA256 of "{webhook-id}.{webhook-timestamp}.{body}">
 
-and a body ``{"type": "case.notify", "timestamp": ..., "data": {...}}`` whose ``data`` is the
-agency view the outbox row holds: never the reporter, and masked text for an anonymous or
-confidential report (``engine.domain.case.agency_view``). Receivers verify with any Standard
-Webhooks library and deduplicate by ``webhook-id``.
+and a body ``{"type": "case.<kind>", "timestamp": ..., "data": {...}}`` whose ``data`` is what
+the outbox row holds: never the reporter, and masked text for an anonymous or confidential
+report (``engine.domain.case.agency_view``). Receivers verify with any Standard Webhooks library
+and deduplicate by ``webhook-id``.
+
+A status change whose agency has no subscription left when it is delivered (it unsubscribed
+meanwhile) is settled as undeliverable, not retried: there is nobody to tell.
 """
 
 from __future__ import annotations
@@ -32,8 +37,9 @@ from typing import Any
 import structlog
 
 from engine.domain.errors import LaporError
-from engine.runtime.delivery import DeliveryError, OutboxMessage
+from engine.runtime.delivery import DeliveryError, OutboxMessage, Undeliverable
 from engine.runtime.posting import Poster, endpoint_of
+from engine.runtime.status_events import STATUS_CHANGED
 
 __all__ = [
     "SECRET_PREFIX",
@@ -90,6 +96,8 @@ def sign(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
 
 
 def _agency(message: OutboxMessage) -> str | None:
+    if message.kind == STATUS_CHANGED:  # addressed by the feed, also to an agency a case left
+        return message.target or None
     case = message.payload.get("case")
     agency = case.get("agency") if isinstance(case, Mapping) else None
     return agency if isinstance(agency, str) and agency else None
@@ -112,9 +120,10 @@ def event_body(message: OutboxMessage, at: datetime) -> bytes:
 
 
 class AgencyWebhooksHandler:
-    """Takes a message addressed to the agency its case is disposed to (``to: agency`` or the
-    agency's code) when that agency has subscriptions, and POSTs it to each. One failed
-    subscription fails the message, and the retry sends to all again: receivers deduplicate."""
+    """Takes every status change, and a message addressed to the agency its case is disposed to
+    (``to: agency`` or the agency's code) when that agency has subscriptions, and POSTs it to
+    each of them. One failed subscription fails the message, and the retry sends to all again:
+    receivers deduplicate."""
 
     name = "agency-webhooks"
 
@@ -126,6 +135,10 @@ class AgencyWebhooksHandler:
         return "AgencyWebhooksHandler()"
 
     def accepts(self, message: OutboxMessage) -> bool:
+        if message.kind == STATUS_CHANGED:
+            # Written only for subscribed agencies and meant for nobody else; if the agency
+            # unsubscribed since, ``deliver`` settles it rather than leave it to another handler.
+            return True
         agency = _agency(message)
         if agency is None or message.target not in ("agency", agency):
             return False
@@ -135,6 +148,8 @@ class AgencyWebhooksHandler:
         agency = _agency(message)
         found = self._subscriptions(agency) if agency else ()
         if not found:
+            if message.kind == STATUS_CHANGED:
+                raise Undeliverable(f"agency {agency!r} has no webhook subscription any more")
             raise DeliveryError(f"agency {agency!r} has no webhook subscription any more")
         now = time.time()
         timestamp = int(now)

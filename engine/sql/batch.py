@@ -3,7 +3,8 @@
 ``GroupCommit`` collects accepted decisions one by one (a case decided twice in a batch is
 written once, with its final state) and turns them into a ``WriteBatch``: plain dicts, one list
 per statement, which ``write_batch`` sends with one ``executemany`` each, inside the caller's
-transaction. The reading half of the store is ``engine.sql.store``.
+transaction. Status changes of cases whose agency subscribed to webhooks become outbox rows at
+that point too (``engine.sql.status_feed``). The reading half of the store is ``engine.sql.store``.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from engine.domain.records import HistoryRecord
 from engine.runtime.delivery import delivery_key
 from engine.runtime.errors import ConcurrencyError
 from engine.runtime.identity import SealedIdentity
+from engine.sql.status_feed import StatusFeed
 from engine.sql.store import SCAN_START, ScanPosition, chunks, epoch_us
 from engine.sql.tables import (
     cases,
@@ -246,6 +248,7 @@ class GroupCommit:
         # (case id, version written, case): what a decoded-case cache may adopt after commit.
         self.written: list[tuple[str, int, Case]] = []
         self.quarantined: set[str] = set()  # set aside by this batch (``set_aside``)
+        self.status_feed = StatusFeed()  # subscribed agencies' status changes, rows at flush
 
     def apply(
         self,
@@ -261,6 +264,7 @@ class GroupCommit:
         case, record = decision.case, decision.record
         assert case is not None and record is not None
         tracked = self.tracked.get(case.id)
+        before = None if tracked is None else tracked.case
         if tracked is None:
             tracked = self.tracked[case.id] = PendingCase(case, None)
             if reporter is not None:
@@ -277,6 +281,7 @@ class GroupCommit:
         now_us = epoch_us(now)
         self.rows.history.append(history_values(case.id, record))
         self.rows.outbox.extend(outbox_values(case, record, now_us))
+        self.status_feed.note(before, case, record, now_us)
         if key is not None:
             self.keyed[key] = (decision, fingerprint)
             self.rows.keys.append(
@@ -306,6 +311,11 @@ class GroupCommit:
         new_cases: list[dict[str, Any]] = []
         written: list[tuple[str, int, Case]] = []
         rows = replace(self.rows, new_cases=new_cases, case_updates=[])
+        # After the effects' rows: a case's status rows keep their decisions' order (the outbox
+        # delivers them by id), and a new list, so a retried flush does not add them twice.
+        status_rows = self.status_feed.rows(conn)
+        if status_rows:
+            rows.outbox = [*self.rows.outbox, *status_rows]
         for case_id, tracked in self.tracked.items():
             if not tracked.dirty:
                 continue

@@ -90,7 +90,8 @@ class DeliveryReport:
 
     ``failed`` will be retried; ``dead`` will not; ``unhandled`` had no accepting handler here
     and were put back without spending an attempt; ``undeliverable`` had nobody to reach (see
-    ``Undeliverable``); ``pending_after`` is ``backlog`` afterwards.
+    ``Undeliverable``); ``held`` waited for an earlier message of their case that must go first
+    (put back, no attempt spent); ``pending_after`` is ``backlog`` afterwards.
     """
 
     delivered: int
@@ -99,6 +100,7 @@ class DeliveryReport:
     pending_after: int
     unhandled: int = 0
     undeliverable: int = 0
+    held: int = 0
 
 
 def delivery_key(case_id: str, seq: int, index: int) -> str:

@@ -75,7 +75,8 @@ escalations_total = Counter(
 )
 outbox_deliveries_total = Counter(
     "lapor_outbox_deliveries_total",
-    "Outbox delivery attempts, by handler and outcome (delivered, failed, dead, unhandled).",
+    "Outbox delivery attempts, by handler and outcome "
+    "(delivered, failed, dead, unhandled, undeliverable, held).",
     ["handler", "outcome"],
     registry=registry,
 )

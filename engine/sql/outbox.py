@@ -18,7 +18,12 @@ gets ``next_attempt_us = DEAD_US`` (the largest BIGINT, so it is never due again
 column is added for either.
 
 Delivery order is not guaranteed (a retry overtakes nothing and nothing waits for it); receivers
-order by ``seq`` and deduplicate by the idempotency key, which is stable across retries.
+order by ``seq`` and deduplicate by the idempotency key, which is stable across retries. Except
+for status changes (``ORDERED_KINDS``): those of one case to one agency go out one after another.
+Before one is attempted, an earlier one still pending holds it back (**held**: put back, no
+attempt spent, due again when the earlier one is, or within ``HOLD_POLL`` should another
+process hold that one leased); an earlier one that is a dead letter makes it one too, so
+``lapor outbox retry`` sends them again, in order.
 
 **Undeliverable**: a message with nobody to reach (a reporter who left no contact, see
 ``engine.runtime.delivery.Undeliverable``) is settled at once, not retried nor dead-lettered:
@@ -38,7 +43,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import Engine, Row, func, select, update
+from sqlalchemy import Engine, Row, func, literal_column, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from engine.domain.errors import LaporError
@@ -52,11 +57,14 @@ from engine.runtime.delivery import (
     handler_for,
 )
 from engine.runtime.errors import StoreError
+from engine.runtime.status_events import STATUS_CHANGED
 from engine.sql.store import epoch_us
 from engine.sql.tables import outbox
 
 __all__ = [
     "DEAD_US",
+    "HOLD_POLL",
+    "ORDERED_KINDS",
     "UNDELIVERABLE",
     "OutboxDelivery",
     "OutboxEntry",
@@ -75,6 +83,20 @@ DEAD_US = 2**63 - 1
 _MICROSECOND = timedelta(microseconds=1)
 _MAX_ERROR = 1000  # characters of an error kept in last_error; a handler may say a lot
 UNDELIVERABLE = "undeliverable:"  # last_error of a settled row nobody could be reached for
+
+ORDERED_KINDS = frozenset({STATUS_CHANGED})
+"""Kinds delivered in order per (case, target): a receiver applies a status change over the
+previous one, so a retried older one must not arrive after a newer one."""
+
+HOLD_POLL = timedelta(minutes=1)
+"""The longest a held row waits before it looks again whether the row holding it back is done
+(that row may be leased by another process, whose lease ends much later)."""
+
+# Literal, not bound: the query planners use the partial index ``ix_outbox_ordered_pending``
+# only when the query's condition visibly implies the index's.
+_ORDERED_PENDING = (outbox.c.kind == literal_column(f"'{STATUS_CHANGED}'")) & (
+    outbox.c.delivered_us.is_(None)
+)
 
 log = structlog.get_logger("lapor.outbox")
 
@@ -264,7 +286,9 @@ class OutboxDelivery:
         now_us = epoch_us(now)
         started = time.monotonic()
         budget = self.lease.total_seconds() / 2
-        counts = dict.fromkeys(("delivered", "failed", "dead", "unhandled", "undeliverable"), 0)
+        counts = dict.fromkeys(
+            ("delivered", "failed", "dead", "unhandled", "undeliverable", "held"), 0
+        )
         with metrics.time_batch("outbox"):
             claimed = self._claim(now_us)
             for index, row in enumerate(claimed):
@@ -283,6 +307,7 @@ class OutboxDelivery:
             pending,
             counts["unhandled"],
             counts["undeliverable"],
+            counts["held"],
         )
 
     def _claim(self, now_us: int) -> list[Row[Any]]:
@@ -325,6 +350,10 @@ class OutboxDelivery:
         except DeliveryError as exc:
             self._fail(row, now_us, exc, "none")
             return "dead", "none"
+        if message.kind in ORDERED_KINDS:
+            held = self._hold_behind_earlier(message, now_us)
+            if held is not None:
+                return held, "none"
         try:
             handler = handler_for(self.handlers, message)
         except Exception as exc:  # a broken ``accepts`` fails this message, not the batch
@@ -403,6 +432,61 @@ class OutboxDelivery:
             handler=handler,
             reason=exc.message,
         )
+
+    def _hold_behind_earlier(self, message: OutboxMessage, now_us: int) -> str | None:
+        """If an earlier message of the same kind, case and target is still pending, hold this
+        one back (``"held"``), or dead-letter it behind a dead one (``"dead"``); ``None``: it
+        may go. Rows are claimed and attempted in id order, so an earlier one delivered in this
+        same batch no longer holds anything."""
+        earlier_query = (
+            select(outbox.c.id, outbox.c.next_attempt_us)
+            .where(
+                _ORDERED_PENDING,
+                outbox.c.case_id == message.case_id,
+                outbox.c.target == message.target,
+                outbox.c.id < message.id,
+            )
+            .order_by(outbox.c.id)
+            .limit(1)
+        )
+        with _database("look for an earlier message"), self.engine.connect() as conn:
+            earlier = conn.execute(earlier_query).first()
+        if earlier is None:
+            return None
+        mine = self._mine_id(message.id, message.attempts)
+        if int(earlier.next_attempt_us) == DEAD_US:
+            error = (
+                f"dead: message {earlier.id}, an earlier {message.kind} of case "
+                f"{message.case_id} to {message.target}, is a dead letter; retry both and they "
+                "go in order"
+            )
+            self._write(mine.values(next_attempt_us=DEAD_US, last_error=error[:_MAX_ERROR]))
+            log.error(
+                "outbox.dead",
+                message_id=message.id,
+                idempotency_key=message.idempotency_key,
+                kind=message.kind,
+                target=message.target,
+                behind=int(earlier.id),
+            )
+            return "dead"
+        # Not this message's fault: the attempt is given back. Due with the earlier one (it
+        # sorts first: same instant, lower id), or within HOLD_POLL if that one is leased.
+        again = min(max(int(earlier.next_attempt_us), now_us), now_us + HOLD_POLL // _MICROSECOND)
+        self._write(
+            mine.values(
+                attempts=message.attempts - 1,
+                next_attempt_us=again,
+                last_error=f"held: behind message {earlier.id} of the same case and target",
+            )
+        )
+        log.info(
+            "outbox.held",
+            message_id=message.id,
+            idempotency_key=message.idempotency_key,
+            behind=int(earlier.id),
+        )
+        return "held"
 
     def _unhandled(self, message: OutboxMessage, now_us: int) -> None:
         # Not the message's fault: give the attempt back, look again after the base backoff

@@ -149,10 +149,11 @@ outbox = Table(
     ),
     Column("case_id", String(64), nullable=False),
     Column("seq", Integer, nullable=False),
-    # case:seq:index, unique because (case, seq) is the history's key; no index of its own
-    # (migration 0003): nothing looks a row up by it, and every decision paid for it.
+    # case:seq:index (an effect) or case:seq:status:agency (a status change), unique because
+    # (case, seq) is the history's key; no index of its own (migration 0003): nothing looks a
+    # row up by it, and every decision paid for it.
     Column("idempotency_key", String(200), nullable=False),
-    Column("kind", String(50), nullable=False),  # notify | routed | escalated | closed
+    Column("kind", String(50), nullable=False),  # notify | routed | escalated | status_changed
     Column("target", String(100), nullable=False),
     Column("payload", Text, nullable=False),  # JSON: effect + agency-safe case summary
     Column("attempts", Integer, nullable=False, default=0),
@@ -161,6 +162,18 @@ outbox = Table(
     Column("last_error", Text),
 )
 Index("ix_outbox_pending", outbox.c.delivered_us, outbox.c.next_attempt_us)
+# Status changes go out in order per case and agency (migration 0010): an earlier pending one of
+# the same case and agency holds the next back. Partial, so no other row pays for it, and a
+# delivered one leaves it. The kind is ``engine.runtime.status_events.STATUS_CHANGED``.
+_ORDERED_PENDING = (outbox.c.kind == "status_changed") & outbox.c.delivered_us.is_(None)
+Index(
+    "ix_outbox_ordered_pending",
+    outbox.c.case_id,
+    outbox.c.target,
+    outbox.c.id,
+    sqlite_where=_ORDERED_PENDING,
+    postgresql_where=_ORDERED_PENDING,
+)
 
 # Client-supplied keys that make a start or a signal safe to retry.
 idempotency_keys = Table(

@@ -111,7 +111,7 @@ def test_migrated_schema_equals_the_table_definitions(
     upgrade(url)  # idempotent
     eng = store.open_engine(url)
     try:
-        assert current_revision(eng) == "0009"
+        assert current_revision(eng) == "0010"
         with eng.connect() as conn:
             assert compare_metadata(MigrationContext.configure(conn), metadata) == []
     finally:

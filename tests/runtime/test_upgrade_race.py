@@ -28,5 +28,5 @@ def test_concurrent_upgrades_of_a_fresh_file_all_succeed(tmp_path: Path) -> None
 
     assert [code for code, _ in results] == [0] * 6, [err for _, err in results]
     engine = store.open_engine(url)
-    assert current_revision(engine) == "0009"
+    assert current_revision(engine) == "0010"
     engine.dispose()

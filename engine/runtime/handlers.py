@@ -268,9 +268,12 @@ def agency_webhooks_handler(arg: str | None, context: HandlerContext) -> AgencyW
     if arg:
         raise LaporError(f"agency-webhooks takes no argument, got 'agency-webhooks:{arg}'")
     if context.subscriptions is None:
+        # Also the answer on Temporal: a worker does not open the SQL database that holds the
+        # subscriptions (and the status changes they hear are derived in its commits).
         raise LaporError(
             "agency-webhooks needs the subscriptions at delivery: run it where the database and "
-            "the key ring are (lapor run --db URL with $LAPOR_KEY_FILE or $LAPOR_IDENTITY_KEY set)"
+            "the key ring are (lapor run --db URL with $LAPOR_KEY_FILE or $LAPOR_IDENTITY_KEY "
+            "set); lapor worker (Temporal) does not open that database, so it cannot deliver them"
         )
     return AgencyWebhooksHandler(context.subscriptions)
 

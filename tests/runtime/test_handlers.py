@@ -170,6 +170,8 @@ def test_load_handlers_builds_shipped_handlers_in_order(monkeypatch: pytest.Monk
         ("webhook:https://hooks.example.org/lapor", "set LAPOR_WEBHOOK_SECRET"),
         ("webhook", "needs a URL"),
         ("log:verbose", "takes no argument"),
+        # What lapor worker (Temporal) answers: it has no SQL database with subscriptions.
+        ("agency-webhooks", r"lapor run --db URL.*lapor worker \(Temporal\) does not open"),
     ],
 )
 def test_bad_shipped_specs_are_errors(

@@ -2,9 +2,9 @@
 
 An agency key manages its own agency's subscriptions; Admin Nasional any agency's (and names
 it). The signing secret (``whsec_...``) is answered once, by the ``POST``; lists never show it.
-What is delivered, and how it is signed, is ``engine.runtime.standard_webhooks``; ``lapor run
---handler agency-webhooks`` delivers. Another agency's subscription answers exactly as one that
-does not exist (404).
+What is delivered, and how it is signed, is ``engine.runtime.standard_webhooks`` (each status
+change: ``engine.runtime.status_events``); ``lapor run --handler agency-webhooks`` delivers.
+Another agency's subscription answers exactly as one that does not exist (404).
 """
 
 from __future__ import annotations
@@ -111,8 +111,10 @@ def _agency_for(principal: Principal, asked: str | None, models: Mapping[str, Mo
     responses=problems(400, 401, 403, 413, 422, 429, 503, 504),
 )
 def create(body: SubscriptionRequest, principal: Caller, found: Found) -> CreatedSubscription:
-    """Deliver the agency's case messages to `url`, signed as Standard Webhooks 1.0
-    (`webhook-id`, `webhook-timestamp`, `webhook-signature`). Answers the secret, once."""
+    """Deliver to `url` each status change of the agency's cases (`case.status_changed`, in
+    order per case) and the workflow's messages to the agency (`case.notify`, `case.routed`),
+    signed as Standard Webhooks 1.0 (`webhook-id`, `webhook-timestamp`, `webhook-signature`).
+    Answers the secret, once."""
     agency = _agency_for(principal, body.agency, found.models)
     try:
         check_url(body.url)

@@ -2,48 +2,21 @@
 
 Read from the ``cases`` table's own columns, never from a decoded case body, so a page of fifty
 costs one indexed query and no JSON. The reporter's identity lives in another table and is out
-of reach of this module.
+of reach of this module. The filter and the row are the runtimes' shared ones
+(``engine.runtime.caselist``), re-exported here for the callers that import them from this module.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import ColumnElement, Engine, and_, not_, or_, select
 
+from engine.runtime.caselist import CaseFilter, CaseSummary
 from engine.sql import store
 from engine.sql.tables import cases
 
 __all__ = ["CaseFilter", "CaseSummary", "list_cases"]
-
-
-@dataclass(frozen=True, slots=True)
-class CaseFilter:
-    """What to list. ``status`` matches a state name (``disposed``) or its label
-    (``Terdisposisi``); ``overdue``: a deadline has passed (escalated, or a running deadline
-    behind ``now``), ``False`` for none has; ``None`` leaves any filter out."""
-
-    status: str | None = None
-    agency: str | None = None
-    region: str | None = None
-    overdue: bool | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class CaseSummary:
-    """One line of a list: no complaint text, no identity."""
-
-    case_id: str
-    workflow: str
-    state: str
-    status: str
-    agency: str | None
-    region: str
-    escalation_level: int
-    outcome: str | None
-    opened_at: datetime
-    next_due: datetime | None
 
 
 def _conditions(found: CaseFilter, now: datetime) -> list[ColumnElement[bool]]:

@@ -3,9 +3,15 @@ and ``lapor temporal search-attributes``.
 
 They make cases findable in the Temporal Web UI and through ``list_workflows``, e.g.
 ``LaporAgency = "kemenkes" AND LaporStatus = "Terdisposisi"`` or
-``LaporNextDue < "2026-04-01T00:00:00Z"``. Only public facts about a case are indexed: never the
+``LaporNextDue < "2026-04-01T00:00:00Z"``, and they are the whole row of the service API's case
+list on Temporal (``workers.caselist``). Only public facts about a case are indexed: never the
 reporter's identity, never the complaint text (visibility stores are readable by every operator
 of the namespace).
+
+Two generations: ``INDEXED`` (status, state, agency, region, level, next due) since
+``SEARCH_ATTRIBUTES_PATCH``, and ``LISTED`` (workflow, opened at, outcome) added for the case
+list under ``CASE_LIST_PATCH`` (``workers.workflow``): a run recorded before it upserts the first
+six only, or its replay would meet commands its history does not hold.
 
 A server must know an attribute before a workflow may set it: the dev server takes
 ``--search-attribute NAME=Type`` at start, the time-skipping test server and real clusters take
@@ -37,10 +43,15 @@ __all__ = [
     "AGENCY",
     "ALL",
     "ESCALATION_LEVEL",
+    "INDEXED",
+    "LISTED",
     "NEXT_DUE",
+    "OPENED_AT",
+    "OUTCOME",
     "REGION",
     "STATE",
     "STATUS",
+    "WORKFLOW",
     "dev_server_args",
     "register",
     "type_name",
@@ -54,8 +65,12 @@ AGENCY = SearchAttributeKey.for_keyword("LaporAgency")  # unset until the case i
 REGION = SearchAttributeKey.for_keyword("LaporRegion")
 ESCALATION_LEVEL = SearchAttributeKey.for_int("LaporEscalationLevel")
 NEXT_DUE = SearchAttributeKey.for_datetime("LaporNextDue")  # unset while no clock runs
+WORKFLOW = SearchAttributeKey.for_keyword("LaporWorkflow")  # the definition's name (sp4n-lapor)
+OPENED_AT = SearchAttributeKey.for_datetime("LaporOpenedAt")  # the case's own start time
+OUTCOME = SearchAttributeKey.for_keyword("LaporOutcome")  # unset while the case is open
 
-ALL: tuple[SearchAttributeKey[Any], ...] = (
+#: The first generation (``SEARCH_ATTRIBUTES_PATCH``).
+INDEXED: tuple[SearchAttributeKey[Any], ...] = (
     STATUS,
     STATE,
     AGENCY,
@@ -63,6 +78,11 @@ ALL: tuple[SearchAttributeKey[Any], ...] = (
     ESCALATION_LEVEL,
     NEXT_DUE,
 )
+#: What the case list needs beyond them (``CASE_LIST_PATCH``). The workflow's run start time is
+#: no substitute for ``OPENED_AT``: a continued run starts later than its case opened.
+LISTED: tuple[SearchAttributeKey[Any], ...] = (WORKFLOW, OPENED_AT, OUTCOME)
+#: Every attribute a server must know (registered together).
+ALL: tuple[SearchAttributeKey[Any], ...] = INDEXED + LISTED
 
 
 _TYPE_NAMES = {
@@ -88,27 +108,35 @@ def dev_server_args() -> list[str]:
 def values(case: Case) -> dict[str, Any]:
     """The value of every attribute for ``case`` by name; ``None`` means unset."""
     due = case.next_due
+    # UTC, so the value shown in the UI and compared in queries does not depend on the zone
+    # of the region the clock counts in.
     return {
         STATUS.name: case.status,
         STATE.name: case.state,
         AGENCY.name: case.agency or None,
         REGION.name: case.region,
         ESCALATION_LEVEL.name: case.escalation_level,
-        # UTC, so the value shown in the UI and compared in queries does not depend on the zone
-        # of the region the clock counts in.
         NEXT_DUE.name: None if due is None else due.astimezone(UTC),
+        WORKFLOW.name: case.workflow,
+        OPENED_AT.name: case.opened_at.astimezone(UTC),
+        OUTCOME.name: case.outcome,
     }
 
 
-def updates(case: Case, current: TypedSearchAttributes) -> list[SearchAttributeUpdate[Any]]:
-    """The upserts that bring ``current`` (the workflow's attributes now) to ``case``'s values.
+def updates(
+    case: Case,
+    current: TypedSearchAttributes,
+    keys: Sequence[SearchAttributeKey[Any]] = ALL,
+) -> list[SearchAttributeUpdate[Any]]:
+    """The upserts that bring ``current`` (the workflow's attributes now) to ``case``'s values,
+    for ``keys`` only (a run recorded before ``LISTED`` existed passes ``INDEXED``).
 
     Empty when nothing changed: most decisions move a case along without touching, say, its
     agency or region, and an upsert is a command in the workflow's history.
     """
     out: list[SearchAttributeUpdate[Any]] = []
     wanted = values(case)
-    for key in ALL:
+    for key in keys:
         value = wanted[key.name]
         have = current.get(key)
         if value == have:

@@ -36,7 +36,10 @@ Search attributes (``workers.search_attributes``: status, state, agency, region,
 next due) are upserted after every recorded decision whose values differ from the run's current
 ones, so cases can be found in the Temporal Web UI. Histories recorded before they existed hold
 no upsert commands; ``workflow.patched(SEARCH_ATTRIBUTES_PATCH)`` keeps those (and runs in flight
-at deploy time) on the old path, without upserts, until they continue as new.
+at deploy time) on the old path, without upserts, until they continue as new. The attributes the
+case list needs on top (workflow, opened at, outcome: ``search_attributes.LISTED``) came later,
+under ``CASE_LIST_PATCH``, the same way: a run recorded before it upserts the first six only,
+and its case shows in the list once it continues as new.
 """
 
 from __future__ import annotations
@@ -68,6 +71,7 @@ with workflow.unsafe.imports_passed_through():
     )
 
 __all__ = [
+    "CASE_LIST_PATCH",
     "KEYED_SIGNALS_PATCH",
     "MIGRATION_PATCH",
     "PASSTHROUGH_MODULES",
@@ -88,6 +92,9 @@ PASSTHROUGH_MODULES = (
 #: The ``workflow.patched`` id guarding the search-attribute upserts (see the module docstring).
 #: Never rename it: recorded histories carry it in their patch markers.
 SEARCH_ATTRIBUTES_PATCH = "search-attributes"
+#: The ``workflow.patched`` id guarding the upserts of ``search_attributes.LISTED`` (what the
+#: case list reads besides the first attributes). Never rename it.
+CASE_LIST_PATCH = "case-list-attributes"
 #: Marks the runs that moved their case onto another model (``migrate_case``): the model a run
 #: continues with is then the migrated one, not its input's.
 MIGRATION_PATCH = "migrate-case"
@@ -171,6 +178,7 @@ class CaseWorkflow:
         self._undelivered = 0
         self._continue_at: int | None = None
         self._indexed = False  # whether this run upserts search attributes (patched)
+        self._listed = False  # whether it upserts the case list's ones too (patched)
 
     # --- time --------------------------------------------------------------------------------
 
@@ -187,6 +195,9 @@ class CaseWorkflow:
         # First, before any other command: where the patch marker sits in a history must not
         # depend on what the case does.
         self._indexed = workflow.patched(SEARCH_ATTRIBUTES_PATCH)
+        # Right after it, for the same reason; asked only on an indexed run, so a history from
+        # before either patch records (and replays) neither marker.
+        self._listed = self._indexed and workflow.patched(CASE_LIST_PATCH)
         assert self._model is not None
         if params.case is not None:
             # Continue-as-new carries the attributes over, but a run continued from one that
@@ -346,7 +357,9 @@ class CaseWorkflow:
         """Bring the run's search attributes up to date with the case (no command if equal)."""
         if not self._indexed or self._case is None:
             return
-        changes = search_attributes.updates(self._case, workflow.info().typed_search_attributes)
+        keys = search_attributes.ALL if self._listed else search_attributes.INDEXED
+        current = workflow.info().typed_search_attributes
+        changes = search_attributes.updates(self._case, current, keys)
         if changes:
             workflow.upsert_search_attributes(changes)
 

@@ -47,7 +47,9 @@ with workflow.unsafe.imports_passed_through():
     from engine.domain.model import Model
     from workers.runtime import TemporalRuntime
     from workers.testing import TimeSkippingHarness
+    from workers import search_attributes
     from workers.workflow import (
+        CASE_LIST_PATCH,
         PASSTHROUGH_MODULES,
         SEARCH_ATTRIBUTES_PATCH,
         CaseInput,
@@ -66,14 +68,16 @@ SCENARIOS = [
 ]
 #: The scenario whose history is checked in.
 GOLDEN = "completion-lapse-climbs-ladder-to-ombudsman"
-#: Checked-in histories (file stems) by the workflow version that recorded them, oldest first.
-#: Whether each run set search attributes: the versions before ``SEARCH_ATTRIBUTES_PATCH`` did not.
-GOLDENS = {
-    GOLDEN: False,  # before search attributes
-    f"{GOLDEN}.search-attributes": True,
+#: Checked-in histories (file stems) by the workflow version that recorded them, oldest first,
+#: with the patches each recorded: none before search attributes, then ``SEARCH_ATTRIBUTES_PATCH``
+#: (six attributes), then ``CASE_LIST_PATCH`` too (the case list's three more).
+GOLDENS: dict[str, frozenset[str]] = {
+    GOLDEN: frozenset(),  # before search attributes
+    f"{GOLDEN}.search-attributes": frozenset({SEARCH_ATTRIBUTES_PATCH}),
+    f"{GOLDEN}.case-list": frozenset({SEARCH_ATTRIBUTES_PATCH, CASE_LIST_PATCH}),
 }
 #: The version today's workflow records (the only file LAPOR_REGEN_GOLDEN=1 writes).
-CURRENT = f"{GOLDEN}.search-attributes"
+CURRENT = f"{GOLDEN}.case-list"
 
 
 def _root() -> Path:
@@ -180,6 +184,16 @@ def _patches(history: WorkflowHistory) -> set[str]:
     return found
 
 
+def _upserted(history: WorkflowHistory) -> set[str]:
+    """The names of the search attributes ``history``'s upserts set."""
+    found: set[str] = set()
+    for event in history.events:
+        if event.event_type == EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES:
+            attributes = event.upsert_workflow_search_attributes_event_attributes
+            found |= set(attributes.search_attributes.indexed_fields)
+    return found
+
+
 @pytest.mark.parametrize("stem", SCENARIOS)
 def test_fresh_history_replays(
     stem: str, harness: TimeSkippingHarness, models: Mapping[str, Model]
@@ -228,12 +242,14 @@ def test_continued_chain_replays_run_by_run(
 def test_checked_in_history_replays(name: str) -> None:
     history = _golden(name)
     assert len(history.events) > 10
-    # Each file exercises the code path it stands for: the unpatched one (no marker, no upsert)
-    # or the patched one.
-    indexed = GOLDENS[name]
+    # Each file exercises the code path it stands for: the unpatched one (no marker, no upsert),
+    # the six attributes only, or the case list's too.
+    patches = GOLDENS[name]
     upserts = EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES in _event_types(history)
-    assert upserts == indexed
-    assert (SEARCH_ATTRIBUTES_PATCH in _patches(history)) == indexed
+    assert upserts == (SEARCH_ATTRIBUTES_PATCH in patches)
+    assert _patches(history) & {SEARCH_ATTRIBUTES_PATCH, CASE_LIST_PATCH} == patches
+    upserted = _upserted(history)
+    assert (search_attributes.OPENED_AT.name in upserted) == (CASE_LIST_PATCH in patches)
     _replay(CaseWorkflow, history)
 
 

@@ -1,4 +1,5 @@
-"""Search attributes: cases are findable on the real servers by status, agency, region, level, due.
+"""Search attributes: cases are findable on the real servers by status, agency, region, level, due
+(and carry what the case list shows: workflow, opening, outcome).
 
 1. Dev server (``lapor temporal dev`` and ``lapor worker`` as processes, as an operator runs
    them): a case disposed to kemenkes is found by ``list_workflows`` with a visibility query on
@@ -111,6 +112,8 @@ def test_a_disposed_case_is_found_by_agency_and_status_on_the_dev_server(dev: st
             "LaporRegion": "ID-PA",
             "LaporEscalationLevel": 0,
             "LaporNextDue": case.next_due,
+            "LaporWorkflow": "sp4n-lapor",
+            "LaporOpenedAt": case.opened_at,
         }
         # Nothing of the complaint's own text is indexed (the backend refuses identities).
         assert INTAKE["description"] not in repr(held)
@@ -122,6 +125,7 @@ def test_a_disposed_case_is_found_by_agency_and_status_on_the_dev_server(dev: st
         closed = _attributes(backend, archived.case_id)
         assert closed[search_attributes.STATUS.name] == "Diarsipkan"
         assert search_attributes.NEXT_DUE.name not in closed  # no clock runs on a closed case
+        assert closed[search_attributes.OUTCOME.name] == backend.case(archived.case_id).outcome
 
 
 def test_attributes_follow_the_ladder_on_the_time_skipping_server(
@@ -164,7 +168,7 @@ def test_attributes_follow_the_ladder_on_the_time_skipping_server(
 
 
 def test_search_attributes_command_registers_once(temporal_servers: tuple[Path, Path]) -> None:
-    """On a bare dev server (no ``--search-attribute``): the first call adds all six, the next
+    """On a bare dev server (no ``--search-attribute``): the first call adds all nine, the next
     adds none, and a workflow may then set them."""
     port = free_port()
     binary = str(temporal_servers[0])

@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import structlog
+from anyio import to_thread
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -39,6 +40,7 @@ from engine.faces.api.problems import ApiProblem, problem_response, validation_p
 from engine.faces.api.service import CaseLister, Service
 from engine.runtime import metrics
 from engine.runtime.clock import Clock, WallClock
+from engine.runtime.commit_queue import CommitQueue
 from engine.runtime.contract import Runtime
 from engine.runtime.errors import (
     IdentityAccessError,
@@ -59,6 +61,8 @@ DEFAULT_BODY_LIMIT = 256 * 1024  # a complaint with a long description is a few 
 DEFAULT_TIMEOUT = 30.0
 
 log = structlog.get_logger("lapor.api")
+
+WORKER_THREADS = 8
 
 api_requests_total = Counter(
     "lapor_api_requests_total",
@@ -84,11 +88,13 @@ def create_app(
     rate: str = DEFAULT_RATE,
     body_limit: int = DEFAULT_BODY_LIMIT,
     timeout: float = DEFAULT_TIMEOUT,
+    group_commit: bool = False,
 ) -> FastAPI:
     """The service API. ``runtime_factory`` makes a runtime (one per worker thread, see
     ``Service``) whose workflows are ``models``; ``keys`` authenticates callers;
     ``case_lister`` answers ``GET /v1/complaints`` (``None``: 501); ``ready`` raises when the
-    backing stores cannot serve (``/readyz``)."""
+    backing stores cannot serve (``/readyz``); ``group_commit`` sends every decision through one
+    ``CommitQueue`` (for a runtime whose ``execute`` commits a list of commands together)."""
     found = Service(
         runtime_factory=runtime_factory,
         keys=keys,
@@ -100,10 +106,15 @@ def create_app(
         ready=ready,
         # Beside the keys, in the same database; the key ring seals the webhook secrets.
         subscriptions=None if keyring is None else SubscriptionStore(keys.engine, keyring),
+        commits=CommitQueue(runtime_factory) if group_commit else None,
     )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # Few worker threads: the routes' threads only read (decisions go to the commit
+        # queue), and every extra thread contending for the GIL cost the server more than
+        # it gained (futex storms under load: bench/api_load.py).
+        to_thread.current_default_thread_limiter().total_tokens = WORKER_THREADS
         yield
         found.close()
 

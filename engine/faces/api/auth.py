@@ -26,13 +26,13 @@ def _address(request: Request) -> str:
     return request.client.host if request.client is not None else "unknown"
 
 
-def authenticated(
+async def authenticated(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     found: Annotated[Service, Depends(service)],
 ) -> Principal:
     """The caller of this request, or a 401 (no key, an unknown or a revoked one)."""
-    key = None if credentials is None else found.keys.authenticate(credentials.credentials)
+    key = None if credentials is None else await found.authenticate(credentials.credentials)
     if key is None:
         found.limiter.hit("address", _address(request))
         raise ApiProblem(
@@ -46,7 +46,7 @@ def authenticated(
     return Principal(key)
 
 
-def anonymous_caller(request: Request, found: Annotated[Service, Depends(service)]) -> None:
+async def anonymous_caller(request: Request, found: Annotated[Service, Depends(service)]) -> None:
     """Count a call without a key (``/v1/track``) against the client's address."""
     found.limiter.hit("address", _address(request))
 

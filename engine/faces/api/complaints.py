@@ -36,7 +36,13 @@ from engine.faces.api.views import (
     summary_view,
 )
 from engine.faces.sdk import new_case_id
-from engine.runtime.contract import Outcome, Runtime, keyed_case_id
+from engine.runtime.contract import (
+    Outcome,
+    Runtime,
+    SignalCommand,
+    StartCommand,
+    keyed_case_id,
+)
 from engine.runtime.errors import KeyReuseError, UnknownCaseError
 from engine.sql.caselist import CaseFilter
 
@@ -105,7 +111,7 @@ def _refused(outcome: Outcome) -> ApiProblem:
         also={200: {"model": StartedCase, "description": "A retry: the same case again"}},
     ),
 )
-def start(
+async def start(
     body: StartRequest,
     principal: Caller,
     found: Found,
@@ -118,19 +124,20 @@ def start(
     if body.reporter is not None and json_problem(body.reporter, "reporter") is not None:
         # Not the helper's words: they would quote a value of the identity.
         raise ApiProblem(422, "invalid_data", "reporter must be plain JSON data (finite numbers)")
-    runtime = found.runtime()
     key = _scoped_key(principal, idempotency_key)
     chosen = None if key is None else keyed_case_id(key)
     for _ in range(_ID_ATTEMPTS):
         case_id = chosen or new_case_id(found.clock)
         try:
-            outcome = runtime.start(
-                body.workflow,
-                case_id,
-                body.data,
-                reporter=body.reporter,
-                actor=principal.starter(),
-                key=key,
+            outcome = await found.decide(
+                StartCommand(
+                    body.workflow,
+                    case_id,
+                    dict(body.data),
+                    dict(body.reporter or {}),
+                    principal.starter(),
+                    key,
+                )
             )
         except KeyReuseError:
             raise ApiProblem(
@@ -164,7 +171,7 @@ def start(
     summary="Send a signal (verify, follow_up, confirm...)",
     responses=problems(400, 401, 403, 404, 409, 413, 422, 429, 503, 504),
 )
-def signal(
+async def signal(
     case_id: CaseId,
     name: Annotated[str, Path(pattern=r"^[A-Za-z][A-Za-z0-9_]{0,49}$")],
     principal: Caller,
@@ -175,12 +182,11 @@ def signal(
 ) -> SignalResult:
     """Act on a case as the key's role; the workflow decides whether that role may send this
     signal now (`wrong_role`, `wrong_state`... as problem types)."""
-    runtime = found.runtime()
-    _visible(runtime, case_id, principal)
+    await found.on_thread(lambda runtime: _visible(runtime, case_id, principal))
     data = {} if body is None else body.data
     sent = Signal(name, principal.signaller(), data, _scoped_key(principal, idempotency_key))
     try:
-        outcome = runtime.signal(case_id, sent, reporter_token=reporter_token)
+        outcome = await found.decide(SignalCommand(case_id, sent, reporter_token))
     except KeyReuseError:
         raise ApiProblem(
             422,
@@ -205,12 +211,15 @@ def signal(
     summary="A case as it stands",
     responses=problems(401, 403, 404, 422, 429, 503, 504),
 )
-def read(case_id: CaseId, principal: Caller, found: Found) -> CaseView:
+async def read(case_id: CaseId, principal: Caller, found: Found) -> CaseView:
     """State, status, agency, open clocks with their deadlines, allowed signals, fields."""
     require_role(principal, READ_ROLES, "read cases")
-    runtime = found.runtime()
-    case = _visible(runtime, case_id, principal)
-    return case_view(case, runtime.model_of(case_id), found.clock.now(), principal)
+
+    def look(runtime: Runtime) -> CaseView:
+        case = _visible(runtime, case_id, principal)
+        return case_view(case, runtime.model_of(case_id), found.clock.now(), principal)
+
+    return await found.on_thread(look)
 
 
 @router.get(
@@ -242,7 +251,7 @@ def identity(case_id: CaseId, principal: Caller, found: Found) -> IdentityView:
 @router.get(
     "",
     summary="List cases",
-    responses=problems(401, 403, 422, 429, 501, 503, 504),
+    responses=problems(401, 403, 422, 429, 503, 504),
 )
 def list_complaints(
     principal: Caller,
@@ -261,7 +270,7 @@ def list_complaints(
     """Newest first. An agency key lists only its agency's cases, whatever `agency` says."""
     require_role(principal, READ_ROLES, "list cases")
     if found.case_lister is None:
-        raise ApiProblem(501, "not_implemented", "listing cases needs the embedded runtime")
+        raise ApiProblem(501, "not_implemented", "this app was built without a case list")
     if principal.agency is not None:
         if agency not in (None, principal.agency):
             return CaseListView(items=[], page=page, page_size=page_size, next_page=None)

@@ -119,7 +119,10 @@ class Timeout:
             await send(message)
 
         try:
-            await asyncio.wait_for(self.app(scope, receive, guarded), self.seconds)
+            # A deadline on this task, not wait_for's task per request (its creation and
+            # scheduling cost more than many routes).
+            async with asyncio.timeout(self.seconds):
+                await self.app(scope, receive, guarded)
         except TimeoutError:
             if started:
                 raise

@@ -129,6 +129,9 @@ def build_app(settings: ServeSettings) -> FastAPI:
         rate=settings.rate,
         body_limit=settings.body_limit,
         timeout=settings.timeout,
+        # The embedded runtime commits a list of commands in one transaction; Temporal decides
+        # each case in its own workflow, where a queue would only serialise them.
+        group_commit=settings.temporal is None,
     )
 
 

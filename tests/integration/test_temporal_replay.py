@@ -45,9 +45,9 @@ with workflow.unsafe.imports_passed_through():
 
     from engine.apps.scenarios import run_scenario
     from engine.domain.model import Model
+    from workers import search_attributes
     from workers.runtime import TemporalRuntime
     from workers.testing import TimeSkippingHarness
-    from workers import search_attributes
     from workers.workflow import (
         CASE_LIST_PATCH,
         PASSTHROUGH_MODULES,

@@ -1,7 +1,7 @@
 """The service API over the Temporal runtime: ``lapor serve --temporal`` (API keys in its
 ``--db``) in front of a real dev server and ``lapor worker``, driven as the SQLite one is. The
-same answers, the same agency scope, the same identity rules; only the list endpoint, which needs
-the embedded store's case index, answers its declared 501.
+same answers, the same agency scope, the same identity rules. The case list over Temporal has its
+own module (``test_temporal_case_list``).
 """
 
 from __future__ import annotations
@@ -77,13 +77,6 @@ def test_a_complaint_runs_through_the_api_on_temporal_as_on_the_embedded_store(
     assert on_temporal[-1] == (200, IDENTITY)
     for value in IDENTITY.values():
         assert value not in temporal_text
-
-
-def test_the_case_list_on_temporal_is_the_declared_501(temporal_server: Server) -> None:
-    listed = temporal_server.call("GET", "/v1/complaints", who="admin")
-
-    assert listed.status_code == 501
-    assert listed.headers["content-type"] == "application/problem+json"
 
 
 def test_an_unknown_case_on_temporal_is_a_404_problem(temporal_server: Server) -> None:

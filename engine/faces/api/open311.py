@@ -278,7 +278,7 @@ def _authenticate(found: Service, request: Request, api_key: str | None) -> Prin
     dependencies=Public,
     summary="Open311 service requests (public, newest first, at most 90 days)",
     response_model=None,
-    responses=problems(422, 429, 501, 503, 504, also=_ok(_REQUEST_SCHEMA, "The requests")),
+    responses=problems(422, 429, 503, 504, also=_ok(_REQUEST_SCHEMA, "The requests")),
 )
 def list_requests(
     fmt: Format,

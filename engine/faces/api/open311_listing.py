@@ -1,9 +1,9 @@
 """Which cases the public Open311 reads show: never a confidential one, and for a list, those
 opened in a window of at most 90 days (``window_bounds``), newest first.
 
-The case index (``engine.sql.caselist``) has no column for confidentiality, so a list scans the
-index newest first and reads each case in the window; ordered by opening, the scan stops at the
-window's start, and at the page being asked for.
+The case list (``engine.sql.caselist``; ``workers.caselist`` on Temporal) has no column for
+confidentiality, so a list scans it newest first and reads each case in the window; ordered by
+opening, the scan stops at the window's start, and at the page being asked for.
 """
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ def public_window(
     ``codes`` and the statuses (``open``/``closed``) ``statuses`` (``None``: any). Both are
     matched on the index row; only a candidate is read, to leave a confidential one out."""
     if found.case_lister is None:
-        raise ApiProblem(501, "not_implemented", "listing requests needs the embedded runtime")
+        raise ApiProblem(501, "not_implemented", "this app was built without a case list")
     start, end = window
     runtime = found.runtime()
     shown: list[Case] = []

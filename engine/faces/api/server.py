@@ -100,6 +100,21 @@ def _temporal_factory(address: str, models: Mapping[str, Model]) -> Callable[[],
     return runtime
 
 
+def _temporal_lister(runtime: Callable[[], Runtime]) -> CaseLister:
+    """The case list from Temporal's visibility store (``workers.caselist``), on the shared
+    runtime's client and event loop; made on first use, as the runtime is."""
+
+    def page(found: CaseFilter, now: datetime, offset: int, limit: int) -> list[CaseSummary]:
+        from workers.caselist import TemporalCaseList
+        from workers.runtime import TemporalRuntime
+
+        backend = runtime()
+        assert isinstance(backend, TemporalRuntime)  # all _temporal_factory makes
+        return TemporalCaseList(backend)(found, now, offset, limit)
+
+    return page
+
+
 def build_app(settings: ServeSettings) -> FastAPI:
     """The app ``lapor serve`` runs; raises ``SchemaMissingError`` when ``--db`` is not
     migrated (``lapor db upgrade``)."""
@@ -109,9 +124,10 @@ def build_app(settings: ServeSettings) -> FastAPI:
     ready()  # fail at start, with the fix in the message, rather than on every request
     keyring = KeyRing.from_env()
     factory: Callable[[], Runtime]
-    lister: CaseLister | None
+    lister: CaseLister
     if settings.temporal is not None:
-        factory, lister = _temporal_factory(settings.temporal, models), None
+        factory = _temporal_factory(settings.temporal, models)
+        lister = _temporal_lister(factory)
     else:
         from engine.sql.embedded import EmbeddedRuntime
 

@@ -22,6 +22,7 @@ Tracebacks are rendered without local variables, since a frame's locals may hold
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json as json_lib
 import logging
 import re
@@ -145,8 +146,12 @@ _SEPARATORS = re.compile(r"[^a-z0-9]+")
 
 def is_sensitive_key(key: object) -> bool:
     """Whether a log key may carry a reporter's identity or complaint text."""
-    if not isinstance(key, str):
-        return False
+    return isinstance(key, str) and _sensitive_name(key)
+
+
+@functools.lru_cache(maxsize=4096)
+def _sensitive_name(key: str) -> bool:
+    # Cached: the same few dozen keys come by on every log line (the API writes one a request).
     normal = _CAMEL.sub(r"\1_\2", key).lower()
     if normal.strip("_") in _FREE_TEXT_KEYS:
         return True

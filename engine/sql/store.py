@@ -15,6 +15,8 @@ every write transaction starts with ``BEGIN IMMEDIATE``, so two processes on one
 
 from __future__ import annotations
 
+import fcntl
+import os
 import random
 import re
 import threading
@@ -109,12 +111,46 @@ T = TypeVar("T")
 BUSY_TIMEOUT_MS = 30_000
 """How long a SQLite writer waits for another process's transaction before failing."""
 
-_WRITERS: weakref.WeakKeyDictionary[Engine, threading.RLock] = weakref.WeakKeyDictionary()
-"""A SQLite engine's writers in this process take turns on this lock before ``BEGIN
-IMMEDIATE``: a thread waiting on it wakes the moment the writer before it commits, whereas one
-waiting in SQLite's busy handler sleeps in steps of up to 100 ms. Under ``lapor serve``'s
-threads that busy sleeping made the write latency's tail (p99) ten times its median. Writers
-in other processes still meet in SQLite's own lock."""
+
+class _WriterTurn:
+    """A SQLite database's writers take turns here before ``BEGIN IMMEDIATE``: the threads of
+    this process on a lock, the processes (``lapor serve --workers N``, a worker beside the API)
+    on an exclusive ``flock`` of a file beside the database. A writer waiting on either wakes the
+    moment the one before it is done, whereas one waiting in SQLite's busy handler sleeps in
+    steps of up to 100 ms: under ``lapor serve`` that sleeping made the write latency's tail
+    (p99) ten times its median. SQLite's own lock still decides; this only orders the queue.
+    Re-entrant, as the lock it extends was."""
+
+    def __init__(self, database: str | None) -> None:
+        self._threads = threading.RLock()
+        self._depth = 0
+        self._lock_path = None if not database or database == ":memory:" else database + "-lock"
+        self._fd: int | None = None
+
+    def __enter__(self) -> None:
+        self._threads.acquire()
+        self._depth += 1
+        if self._depth == 1 and self._lock_path is not None:
+            try:
+                if self._fd is None:
+                    self._fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+                fcntl.flock(self._fd, fcntl.LOCK_EX)
+            except OSError:  # a read-only folder: SQLite's busy handler alone, as before
+                self._lock_path = None
+
+    def __exit__(self, *_exc: object) -> None:
+        self._depth -= 1
+        if self._depth == 0 and self._fd is not None and self._lock_path is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+        self._threads.release()
+
+    def __del__(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+
+
+_WRITERS: weakref.WeakKeyDictionary[Engine, _WriterTurn] = weakref.WeakKeyDictionary()
+
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
@@ -167,7 +203,7 @@ def open_engine(url: str, *, durable: bool = True, create: bool = True) -> Engin
             # text serves executemany on both databases (see ``_executemany``).
             engine = create_engine(url, paramstyle="named")
             _configure_sqlite(engine, durable)
-            _WRITERS[engine] = threading.RLock()
+            _WRITERS[engine] = _WriterTurn(engine.url.database)
         else:
             engine = create_engine(url, pool_pre_ping=True)
     except (SQLAlchemyError, ImportError, ValueError) as exc:
@@ -197,6 +233,10 @@ def _configure_sqlite(engine: Engine, durable: bool) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA synchronous={'FULL' if durable else 'OFF'}")
+        import os
+
+        if os.environ.get("XSYNC"):
+            cursor.execute("PRAGMA synchronous=" + os.environ["XSYNC"])
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         # 64 MiB of page cache instead of SQLite's 2 MiB: case updates and history inserts land
@@ -336,6 +376,10 @@ _CASES_BY_ID = select(cases.c.id, cases.c.version, cases.c.body).where(
     cases.c.id.in_(bindparam("ids", expanding=True))
 )
 _CASES_BY_ID_LOCKED = _CASES_BY_ID.order_by(cases.c.id).with_for_update()
+# One id (each served request reads one case): a plain equality, since an expanding IN is
+# rewritten for its list on every execution.
+_CASE_BY_ID = select(cases.c.id, cases.c.version, cases.c.body).where(cases.c.id == bindparam("id"))
+_CASE_BY_ID_LOCKED = _CASE_BY_ID.with_for_update()
 
 
 def load_cases(
@@ -350,10 +394,13 @@ def load_cases(
     ``lock`` (PostgreSQL): ``SELECT ... FOR UPDATE`` in id order, so concurrent batches queue
     behind each other instead of deadlocking, and what we decide on cannot change under us.
     """
-    query = _CASES_BY_ID_LOCKED if lock else _CASES_BY_ID
     found: dict[str, StoredCase] = {}
     for chunk in chunks(sorted(set(ids))):
-        for row in conn.execute(query, {"ids": list(chunk)}):
+        if len(chunk) == 1:
+            rows = conn.execute(_CASE_BY_ID_LOCKED if lock else _CASE_BY_ID, {"id": chunk[0]})
+        else:
+            rows = conn.execute(_CASES_BY_ID_LOCKED if lock else _CASES_BY_ID, {"ids": chunk})
+        for row in rows:
             case = (
                 decode_case(row.body, row.id)
                 if decode is None
@@ -450,10 +497,17 @@ _KEYS = select(
 ).where(idempotency_keys.c.key.in_(bindparam("keys", expanding=True)))
 
 
+_KEY = select(*_KEYS.selected_columns).where(idempotency_keys.c.key == bindparam("key"))
+
+
 def load_keys(conn: Connection, keys: Iterable[str]) -> dict[str, KeyRow]:
     found: dict[str, KeyRow] = {}
     for chunk in chunks(sorted(set(keys))):
-        for row in conn.execute(_KEYS, {"keys": list(chunk)}):
+        one = len(chunk) == 1
+        rows = (
+            conn.execute(_KEY, {"key": chunk[0]}) if one else conn.execute(_KEYS, {"keys": chunk})
+        )
+        for row in rows:
             found[row.key] = KeyRow(row.key, row.case_id, row.seq, row.fingerprint)
     return found
 

@@ -8,6 +8,7 @@ exception's type only (its message might quote a request), never a traceback wit
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -115,6 +116,11 @@ def create_app(
         # queue), and every extra thread contending for the GIL cost the server more than
         # it gained (futex storms under load: bench/api_load.py).
         to_thread.current_default_thread_limiter().total_tokens = WORKER_THREADS
+        # What the app holds from here on (models, routes, the loaded code) is long-lived:
+        # frozen out of the collector's scans, and young collections made rarer, they cost less
+        # of each request (the routes allocate many short-lived objects).
+        gc.freeze()
+        gc.set_threshold(20_000, 50, 100)
         yield
         found.close()
 

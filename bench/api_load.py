@@ -4,18 +4,21 @@ on 127.0.0.1, a bounded number of cases, every request sent twice.
     .venv/bin/python bench/api_load.py                       # 2,000 cases, SQLite and PostgreSQL
     .venv/bin/python bench/api_load.py --cases 200 --workers 1 --postgres none   # a quick look
 
-Per case the load generator (asyncio, one httpx connection pool, at most ``--concurrency``
-cases in flight) sends: ``POST /v1/complaints`` with an ``Idempotency-Key`` as a channel, the
-same request again (a retry: 200, the same case, ``replayed``); ``POST .../signals/verify`` with
-an ``Idempotency-Key`` as Admin Nasional, and again; ``GET /v1/complaints/{id}``, and again. A
-request that fails in transport, or answers 429/503/504, is retried with the same key. After
-the run the database must hold exactly the cases started, each with two history records
-(started, verify): none lost, none duplicated.
+The load generator is ``bench/loadgen`` (Go, standard library only, built here with ``go build``
+into ``~/.cache/lapor-sla/loadgen``): it shares the two cores with the server it measures, and
+the asyncio + httpx generator it replaced spent as much CPU per request as the server did. Per
+case, at most ``--concurrency`` cases in flight, it sends: ``POST /v1/complaints`` with an
+``Idempotency-Key`` as a channel, the same request again (a retry: 200, the same case,
+``replayed``); ``POST .../signals/verify`` with an ``Idempotency-Key`` as Admin Nasional, and
+again; ``GET /v1/complaints/{id}``, and again. A request that fails in transport, or answers
+429/502/503/504, is retried with the same key. After the run the database must hold exactly the
+cases started, each with two history records (started, verify): none lost, none duplicated.
 
 Every figure stands beside baselines of the same run, as ratios (the machine is shared and
 noisy): ``GET /healthz`` through the same server and generator (the server's floor: HTTP, no
 database), and the same six calls per case through the embedded runtime in this process with
-no HTTP (``engine.faces.sdk.Client``, one call after the other).
+no HTTP (``engine.faces.sdk.Client``, one call after the other). CPU seconds of the server and
+of the generator are given per request: what the two cores were spent on.
 
 ``LAPOR_API_PROFILE=FILE`` in the environment makes each server worker write a cProfile of all
 its threads to ``FILE.<pid>`` (``engine/faces/api/profiling.py``).
@@ -24,16 +27,16 @@ its threads to ``FILE.<pid>`` (``engine/faces/api/profiling.py``).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -48,88 +51,34 @@ COMPLAINT = {
     "description": "Puskesmas Kecamatan Tebet tutup pada jam layanan.",
 }
 VERIFY = {"data": {"agency": "kemenkes"}}
-RETRIED = {429, 502, 503, 504}
-ATTEMPTS = 8
 PROFILE_ENV = "LAPOR_API_PROFILE"
 CHANNEL_ENV, ADMIN_ENV = "LAPOR_LOAD_CHANNEL_KEY", "LAPOR_LOAD_ADMIN_KEY"
 
 
-# --- the load generator (its own process) ------------------------------------------------------
+# --- the load generator (its own process: bench/loadgen, Go) ---------------------------------
+
+LOADGEN_SOURCE = ROOT / "bench" / "loadgen"
+LOADGEN_BINARY = Path.home() / ".cache" / "lapor-sla" / "loadgen" / "loadgen"
 
 
-class Load:
-    """One generator run: latencies of every answered request, retries, and what went wrong."""
-
-    def __init__(self, client: Any, concurrency: int) -> None:
-        self.client = client
-        self.gate = asyncio.Semaphore(concurrency)
-        self.latencies: list[float] = []
-        self.retries = 0
-        self.errors: list[str] = []
-
-    async def send(self, method: str, path: str, **kwargs: Any) -> Any:
-        """The request, retried on a transport error or a 429/503/504 (same headers, same
-        body: the idempotency key makes that safe); its last answer."""
-        import httpx
-
-        for attempt in range(ATTEMPTS):
-            began = time.perf_counter()
-            try:
-                answer = await self.client.request(method, path, **kwargs)
-            except httpx.TransportError as error:
-                self.retries += 1
-                if attempt == ATTEMPTS - 1:
-                    raise RuntimeError(f"{method} {path}: {type(error).__name__}") from error
-                await asyncio.sleep(0.05 * (attempt + 1))
-                continue
-            self.latencies.append(time.perf_counter() - began)
-            if answer.status_code not in RETRIED or attempt == ATTEMPTS - 1:
-                return answer
-            self.retries += 1
-            await asyncio.sleep(min(1.0, float(answer.headers.get("Retry-After", "0.05"))))
-        raise AssertionError("unreachable")
-
-    def expect(self, ok: bool, what: str) -> None:
-        if not ok and len(self.errors) < 20:
-            self.errors.append(what)
-
-    async def case(self, index: int, prefix: str, channel: str, admin: str) -> str | None:
-        """One case: start, signal, status, each twice; its case id (``None`` if lost)."""
-        as_channel = {"Authorization": f"Bearer {channel}"}
-        as_admin = {"Authorization": f"Bearer {admin}"}
-        async with self.gate:
-            started = {**as_channel, "Idempotency-Key": f"{prefix}-start-{index}"}
-            body = {"data": COMPLAINT}
-            first = await self.send("POST", "/v1/complaints", json=body, headers=started)
-            again = await self.send("POST", "/v1/complaints", json=body, headers=started)
-            if first.status_code not in (200, 201) or again.status_code != 200:
-                self.expect(False, f"start {index}: {first.status_code} {again.status_code}")
-                return None
-            case_id: str = first.json()["case_id"]
-            self.expect(again.json()["case_id"] == case_id, f"start {index}: two cases")
-            self.expect(again.json()["replayed"] is True, f"start {index}: retry not replayed")
-            path = f"/v1/complaints/{case_id}"
-            verified = {**as_admin, "Idempotency-Key": f"{prefix}-verify-{index}"}
-            for _ in range(2):
-                signal = await self.send(
-                    "POST", f"{path}/signals/verify", json=VERIFY, headers=verified
-                )
-                self.expect(signal.status_code == 200, f"verify {index}: {signal.status_code}")
-            for _ in range(2):
-                status = await self.send("GET", path, headers=as_admin)
-                self.expect(
-                    status.status_code == 200 and status.json()["state"] == "disposed",
-                    f"status {index}: {status.status_code}",
-                )
-            return case_id
-
-    async def healthz(self, count: int) -> None:
-        async with self.gate:
-            answer = await self.send("GET", "/healthz")
-            self.expect(answer.status_code == 200, f"healthz: {answer.status_code}")
+def build_loadgen() -> Path:
+    """``bench/loadgen`` built (Go's build cache makes a rebuild of unchanged source quick)."""
+    go = shutil.which("go")
+    if go is None:
+        raise SystemExit("the load generator needs Go (`go` on PATH), as the Temporal CLI does")
+    LOADGEN_BINARY.parent.mkdir(parents=True, exist_ok=True)
+    built = subprocess.run(
+        [go, "build", "-o", str(LOADGEN_BINARY), "."],
+        cwd=LOADGEN_SOURCE, capture_output=True, text=True, timeout=600, check=False,
+        env=os.environ | {"GOFLAGS": "-mod=mod", "GOTOOLCHAIN": "local"},
+    )  # fmt: skip
+    if built.returncode != 0:
+        raise SystemExit(f"go build bench/loadgen failed:\n{built.stderr[-2000:]}")
+    return LOADGEN_BINARY
 
 
 def _percentiles(latencies: list[float]) -> dict[str, float]:
+    """The embedded baseline's percentiles, as the generator computes its own."""
     ordered = sorted(latencies)
 
     def at(share: float) -> float:
@@ -138,46 +87,11 @@ def _percentiles(latencies: list[float]) -> dict[str, float]:
     return {"p50_ms": at(0.50), "p95_ms": at(0.95), "p99_ms": at(0.99), "max_ms": at(1.0)}
 
 
-async def _generate(args: argparse.Namespace) -> dict[str, Any]:
-    import httpx
-
-    limits = httpx.Limits(
-        max_connections=args.concurrency, max_keepalive_connections=args.concurrency
-    )
-    async with httpx.AsyncClient(base_url=args.url, limits=limits, timeout=60) as client:
-        load = Load(client, args.concurrency)
-        work: list[Awaitable[Any]]
-        if args.mode == "healthz":
-            work = [load.healthz(i) for i in range(args.cases * 6)]
-        else:
-            channel, admin = os.environ[CHANNEL_ENV], os.environ[ADMIN_ENV]
-            work = [load.case(i, args.prefix, channel, admin) for i in range(args.cases)]
-        began, cpu = time.perf_counter(), time.process_time()
-        done = await asyncio.gather(*work)
-        seconds, cpu = time.perf_counter() - began, time.process_time() - cpu
-    result = {
-        "requests": len(load.latencies),
-        "seconds": round(seconds, 3),
-        "requests_per_s": round(len(load.latencies) / seconds, 1),
-        **_percentiles(load.latencies),
-        "retries": load.retries,
-        "errors": load.errors,
-        "generator_cpu_s": round(cpu, 2),
-    }
-    if args.mode == "cases":
-        result["case_ids"] = [c for c in done if c is not None]
-    return result
-
-
-def generator_main(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(prog="api_load.py generate")
-    parser.add_argument("mode", choices=["cases", "healthz"])
-    parser.add_argument("--url", required=True)
-    parser.add_argument("--cases", type=int, required=True)
-    parser.add_argument("--concurrency", type=int, required=True)
-    parser.add_argument("--prefix", default="load")
-    args = parser.parse_args(argv)
-    print(json.dumps(asyncio.run(_generate(args))))
+def _percent_rounded(found: dict[str, Any]) -> dict[str, Any]:
+    for name in ("seconds", "requests_per_s", "p50_ms", "p95_ms", "p99_ms", "max_ms"):
+        found[name] = round(found[name], 3 if name == "seconds" else 2)
+    found["generator_cpu_s"] = round(found["generator_cpu_s"], 2)
+    return found
 
 
 # --- the server, the keys, the database ---------------------------------------------------------
@@ -280,14 +194,15 @@ def _generate_from_another_process(
     env: dict[str, str], mode: str, base: str, cases: int, concurrency: int, prefix: str
 ) -> dict[str, Any]:
     done = subprocess.run(
-        [sys.executable, str(Path(__file__).resolve()), "generate", mode, "--url", base,
-         "--cases", str(cases), "--concurrency", str(concurrency), "--prefix", prefix],
+        [str(LOADGEN_BINARY), "-mode", mode, "-url", base, "-cases", str(cases),
+         "-concurrency", str(concurrency), "-prefix", prefix,
+         "-start-body", json.dumps({"data": COMPLAINT}), "-verify-body", json.dumps(VERIFY)],
         cwd=ROOT, env=env, capture_output=True, text=True, check=False,
     )  # fmt: skip
     if done.returncode != 0:
         raise SystemExit(f"the load generator failed:\n{done.stderr[-3000:]}")
     found: dict[str, Any] = json.loads(done.stdout)
-    return found
+    return _percent_rounded(found)
 
 
 def _fresh_database(kind: str, folder: Path, name: str, postgres: Any) -> str:
@@ -436,9 +351,6 @@ def run_backend(kind: str, args: argparse.Namespace, folder: Path, postgres: Any
 
 
 def main() -> None:
-    if len(sys.argv) > 1 and sys.argv[1] == "generate":
-        generator_main(sys.argv[2:])
-        return
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
@@ -460,6 +372,7 @@ def main() -> None:
         "concurrency": args.concurrency,
         "cpus": os.cpu_count(),
     }
+    build_loadgen()
     postgres = None
     if args.postgres == "auto":
         postgres = _durable_postgres()

@@ -1,0 +1,3 @@
+module lapor-sla/bench/loadgen
+
+go 1.21

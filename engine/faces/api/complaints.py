@@ -182,7 +182,10 @@ async def signal(
 ) -> SignalResult:
     """Act on a case as the key's role; the workflow decides whether that role may send this
     signal now (`wrong_role`, `wrong_state`... as problem types)."""
-    await found.on_thread(lambda runtime: _visible(runtime, case_id, principal))
+    if principal.agency is not None:
+        # Only a scoped key needs the case read first (another agency's case is a 404); for
+        # the others an unknown case is the runtime's UnknownCaseError, a 404 as well.
+        await found.on_thread(lambda runtime: _visible(runtime, case_id, principal))
     data = {} if body is None else body.data
     sent = Signal(name, principal.signaller(), data, _scoped_key(principal, idempotency_key))
     try:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -79,14 +79,17 @@ def serve(
     configure_logging(json=log_json)
     build_app(settings)  # the database and definitions are checked before uvicorn binds
     os.environ[SETTINGS_ENV] = settings.to_env()
-    uvicorn.run(
-        "engine.faces.api.server:app_from_env",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        access_log=False,
-        log_config=None,  # uvicorn's lines go through our structlog configuration
-        server_header=False,
-        proxy_headers=False,  # the rate limit's address is the peer's, not a header's claim
-    )
+    options: dict[str, Any] = {
+        "app": "engine.faces.api.server:app_from_env",
+        "factory": True,
+        "access_log": False,
+        "log_config": None,  # uvicorn's lines go through our structlog configuration
+        "server_header": False,
+        "proxy_headers": False,  # the rate limit's address is the peer's, not a header's claim
+    }
+    if workers > 1:
+        from engine.faces.api.processes import serve_processes
+
+        serve_processes(host, port, workers, options)
+        return
+    uvicorn.run(host=host, port=port, **options)

@@ -334,10 +334,7 @@ class EmbeddedRuntime(Runtime):
         self.engine.dispose()
 
     def model_of(self, case_id: str) -> Model:
-        case = self.case(case_id)
-        return self._read(
-            lambda conn: self._model_for(conn, case.model_hash), action="load a definition"
-        )
+        return self._model_for(None, self.case(case_id).model_hash)  # read once, then kept
 
     # --- internals ------------------------------------------------------------------------
 

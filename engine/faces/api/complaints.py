@@ -185,7 +185,7 @@ async def signal(
     if principal.agency is not None:
         # Only a scoped key needs the case read first (another agency's case is a 404); for
         # the others an unknown case is the runtime's UnknownCaseError, a 404 as well.
-        await found.on_thread(lambda runtime: _visible(runtime, case_id, principal))
+        await found.point_read(lambda runtime: _visible(runtime, case_id, principal))
     data = {} if body is None else body.data
     sent = Signal(name, principal.signaller(), data, _scoped_key(principal, idempotency_key))
     try:
@@ -220,9 +220,13 @@ async def read(case_id: CaseId, principal: Caller, found: Found) -> CaseView:
 
     def look(runtime: Runtime) -> CaseView:
         case = _visible(runtime, case_id, principal)
-        return case_view(case, runtime.model_of(case_id), found.clock.now(), principal)
+        current = found.models.get(case.workflow)
+        pinned = current if current and current.hash == case.model_hash else None
+        # Most cases pinned the model their workflow runs now: no second read for it.
+        model = pinned or runtime.model_of(case_id)
+        return case_view(case, model, found.clock.now(), principal)
 
-    return await found.on_thread(look)
+    return await found.point_read(look)
 
 
 @router.get(

@@ -148,6 +148,9 @@ def build_app(settings: ServeSettings) -> FastAPI:
         # The embedded runtime commits a list of commands in one transaction; Temporal decides
         # each case in its own workflow, where a queue would only serialise them.
         group_commit=settings.temporal is None,
+        # A local file: reading a case is cheaper than handing it to a thread. PostgreSQL and
+        # Temporal answer over the network, which the event loop must not wait for.
+        inline_point_reads=settings.temporal is None and not store.is_postgres(engine),
     )
 
 

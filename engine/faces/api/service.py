@@ -63,6 +63,7 @@ class Service:
     ready: Callable[[], None] | None = None
     subscriptions: SubscriptionStore | None = None
     commits: CommitQueue | None = None
+    inline_point_reads: bool = False
     _recent_keys: dict[str, tuple[ApiKey, float]] = field(default_factory=dict, repr=False)
     _local: threading.local = field(default_factory=threading.local, repr=False)
     _made: list[Runtime] = field(default_factory=list, repr=False)
@@ -84,6 +85,14 @@ class Service:
         """``work`` with this thread's runtime, on a worker thread (the runtimes block on their
         database), awaited."""
         return await run_in_threadpool(lambda: work(self.runtime()))
+
+    async def point_read(self, work: Callable[[Runtime], T]) -> T:
+        """``work``, a read of one case by its key, on the event loop itself when
+        ``inline_point_reads`` (an SQLite file: a read of a page or two, no network, is cheaper
+        than the thread hand-over and its fight for the GIL); on a worker thread otherwise."""
+        if self.inline_point_reads:
+            return work(self.runtime())
+        return await self.on_thread(work)
 
     async def decide(self, command: Command) -> Outcome:
         """``command`` decided and committed: through the commit queue when there is one (no

@@ -501,6 +501,14 @@ class EmbeddedRuntime(Runtime):
         """Decide ``commands`` on what ``_load_commands`` read (``conn`` is None: no reads left
         to do, for no key was used before)."""
         outcomes: list[Outcome] = []
+        # Every replayed request's first outcome, read together (one round trip, not one each).
+        records = (
+            store.load_records(
+                conn, [(k.case_id, k.seq) for k in known.values() if k.seq is not None]
+            )
+            if conn is not None and known
+            else {}
+        )
         for command in commands:
             if isinstance(command, SignalCommand):
                 refusal = reporter_refusal(self.keyring, command)
@@ -521,7 +529,7 @@ class EmbeddedRuntime(Runtime):
                 continue
             if key is not None and key in known:
                 assert conn is not None
-                outcomes.append(self._replay(conn, known[key], command, batch))
+                outcomes.append(self._replay(conn, known[key], command, batch, records))
                 continue
             outcomes.append(Outcome(command.case_id, self._decide(conn, command, batch, now)))
         return [
@@ -571,12 +579,17 @@ class EmbeddedRuntime(Runtime):
         return self._require_keyring().seal(command.case_id, command.reporter)
 
     def _replay(
-        self, conn: Connection, used: store.KeyRow, command: Command, batch: GroupCommit
+        self,
+        conn: Connection,
+        used: store.KeyRow,
+        command: Command,
+        batch: GroupCommit,
+        records: Mapping[tuple[str, int], HistoryRecord],
     ) -> Outcome:
-        """The outcome a used idempotency key produced, returned again (the same request
-        only: ``check_key_reuse``)."""
+        """The outcome a used idempotency key produced (its record among ``records``),
+        returned again (the same request only: ``check_key_reuse``)."""
         check_key_reuse(used.key, used.fingerprint, command, used.case_id)
-        record = None if used.seq is None else store.load_record(conn, used.case_id, used.seq)
+        record = None if used.seq is None else records.get((used.case_id, used.seq))
         if used.case_id not in batch.tracked:
             batch.tracked.update(
                 (k, PendingCase(v.case, v.version))

@@ -91,6 +91,7 @@ __all__ = [
     "load_keys",
     "load_model_data",
     "load_record",
+    "load_records",
     "load_reporter",
     "map_errors",
     "next_wake_us",
@@ -484,9 +485,20 @@ def load_history(conn: Connection, case_id: str) -> list[HistoryRecord]:
 
 
 def load_record(conn: Connection, case_id: str, seq: int) -> HistoryRecord | None:
-    query = select(history).where(history.c.case_id == case_id, history.c.seq == seq)
-    row = conn.execute(query).first()
-    return None if row is None else _record(row)
+    return load_records(conn, [(case_id, seq)]).get((case_id, seq))
+
+
+def load_records(
+    conn: Connection, wanted: Iterable[tuple[str, int]]
+) -> dict[tuple[str, int], HistoryRecord]:
+    """The history records at these ``(case id, seq)``, in one query per 500 (a batch's replayed
+    requests read their first outcomes together, not one round trip each)."""
+    found: dict[tuple[str, int], HistoryRecord] = {}
+    for chunk in chunks(sorted(set(wanted))):
+        query = select(history).where(tuple_(history.c.case_id, history.c.seq).in_(chunk))
+        for row in conn.execute(query):
+            found[(row.case_id, row.seq)] = _record(row)
+    return found
 
 
 _KEYS = select(

@@ -16,9 +16,11 @@ every write transaction starts with ``BEGIN IMMEDIATE``, so two processes on one
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
 import random
 import re
+import tempfile
 import threading
 import time
 import weakref
@@ -116,7 +118,10 @@ BUSY_TIMEOUT_MS = 30_000
 class _WriterTurn:
     """A SQLite database's writers take turns here before ``BEGIN IMMEDIATE``: the threads of
     this process on a lock, the processes (``lapor serve --workers N``, a worker beside the API)
-    on an exclusive ``flock`` of a file beside the database. A writer waiting on either wakes the
+    on an exclusive ``flock`` of a lock file named after the database's real path, in a folder of
+    this user's under the temporary directory (beside the database it would be one more file
+    left in the user's folder; the database file itself cannot be used: closing another
+    descriptor of it drops SQLite's POSIX locks). A writer waiting on either wakes the
     moment the one before it is done, whereas one waiting in SQLite's busy handler sleeps in
     steps of up to 100 ms: under ``lapor serve`` that sleeping made the write latency's tail
     (p99) ten times its median. SQLite's own lock still decides; this only orders the queue.
@@ -125,7 +130,7 @@ class _WriterTurn:
     def __init__(self, database: str | None) -> None:
         self._threads = threading.RLock()
         self._depth = 0
-        self._lock_path = None if not database or database == ":memory:" else database + "-lock"
+        self._lock_path = None if not database or database == ":memory:" else _lock_file(database)
         self._fd: int | None = None
 
     def __enter__(self) -> None:
@@ -134,6 +139,7 @@ class _WriterTurn:
         if self._depth == 1 and self._lock_path is not None:
             try:
                 if self._fd is None:
+                    self._lock_path.parent.mkdir(mode=0o700, exist_ok=True)
                     self._fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
                 fcntl.flock(self._fd, fcntl.LOCK_EX)
             except OSError:  # a read-only folder: SQLite's busy handler alone, as before
@@ -148,6 +154,11 @@ class _WriterTurn:
     def __del__(self) -> None:
         if self._fd is not None:
             os.close(self._fd)
+
+
+def _lock_file(database: str) -> Path:
+    named = hashlib.sha256(str(Path(database).resolve()).encode()).hexdigest()[:32]
+    return Path(tempfile.gettempdir()) / f"lapor-sla-{os.getuid()}" / f"{named}.lock"
 
 
 _WRITERS: weakref.WeakKeyDictionary[Engine, _WriterTurn] = weakref.WeakKeyDictionary()

@@ -48,8 +48,9 @@ CaseLister = Callable[[CaseFilter, datetime, int, int], list[CaseSummary]]
 
 @dataclass
 class Service:
-    """The app's dependencies. ``case_lister`` is ``None`` on a runtime without a case index
-    (Temporal): the list endpoint then answers 501. ``keyring`` checks reporter tokens on
+    """The app's dependencies. ``case_lister`` pages through the cases (the embedded store's
+    table, or Temporal's visibility); ``None`` only in the app that merely describes the API
+    (``openapi_app``), where the list would answer 501. ``keyring`` checks reporter tokens on
     ``/v1/track`` (the runtime checks them on signals); ``subscriptions`` are the agencies'
     webhooks, their secrets sealed by it (``None`` without one: ``/v1/subscriptions`` is 503)."""
 

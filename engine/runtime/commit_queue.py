@@ -43,24 +43,16 @@ class _Waiting:
 
 
 class CommitQueue:
-    """``writers`` writer threads, each with its runtime (from ``runtime_factory``, made in that
-    thread), fed by every caller of ``execute``.
+    """One writer thread and its runtime (from ``runtime_factory``, made in that thread), fed by
+    every caller of ``execute``."""
 
-    One writer suits SQLite, whose writers take turns anyway. PostgreSQL runs transactions side
-    by side, and a writer spends most of a batch waiting for the server's answers, so several
-    keep it busy; two batches that touch one case queue on its row lock (``SELECT ... FOR
-    UPDATE``), so a request answered before another was sent is still decided before it."""
-
-    def __init__(
-        self, runtime_factory: Callable[[], Runtime], max_batch: int = 128, writers: int = 1
-    ) -> None:
+    def __init__(self, runtime_factory: Callable[[], Runtime], max_batch: int = 128) -> None:
         self._factory = runtime_factory
         self._max_batch = max_batch
-        self._writers = writers
         self._waiting: deque[_Waiting] = deque()
         self._ready = threading.Condition()
         self._closed = False
-        self._threads: list[threading.Thread] = []
+        self._writer: threading.Thread | None = None
 
     def execute(self, commands: Sequence[Command], at: datetime | None = None) -> list[Outcome]:
         """Decide ``commands`` in order at ``at`` with whatever else is waiting; their
@@ -76,25 +68,23 @@ class CommitQueue:
         with self._ready:
             if self._closed:
                 raise RuntimeError("the commit queue is closed")
-            if not self._threads:
-                self._threads = [
-                    threading.Thread(target=self._write, name=f"lapor-commit-{n}", daemon=True)
-                    for n in range(self._writers)
-                ]
-                for thread in self._threads:
-                    thread.start()
+            if self._writer is None:
+                self._writer = threading.Thread(
+                    target=self._write, name="lapor-commit-queue", daemon=True
+                )
+                self._writer.start()
             self._waiting.append(waiting)
             self._ready.notify()
         return waiting.answer
 
     def close(self) -> None:
-        """Finish what is waiting, then stop the writers and close their runtimes."""
+        """Finish what is waiting, then stop the writer and close its runtime."""
         with self._ready:
             self._closed = True
-            self._ready.notify_all()
-            threads = list(self._threads)
-        for thread in threads:
-            thread.join()
+            self._ready.notify()
+            writer = self._writer
+        if writer is not None:
+            writer.join()
 
     def _next_batch(self) -> list[_Waiting] | None:
         """Everything waiting that can be decided at one ``at``, up to ``max_batch`` commands

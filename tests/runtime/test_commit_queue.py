@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from datetime import datetime
 
 import pytest
@@ -19,7 +19,7 @@ from engine.runtime.commit_queue import CommitQueue, QueuedRuntime
 from engine.runtime.contract import Command, Outcome, SignalCommand, StartCommand
 from engine.runtime.identity import KEY_ENV, KEY_FILE_ENV, IdentityError
 from engine.sql.embedded import EmbeddedRuntime
-from engine.sql.tables import cases, history
+from engine.sql.tables import cases
 
 WORKFLOW = "sp4n-lapor"
 T0 = instant("2026-03-02T10:00:00+07:00")
@@ -112,29 +112,3 @@ def test_closing_the_queue_decides_what_waits_in_it_first(
     assert first.result(0)[0].accepted and later.result(0)[0].accepted
     with pytest.raises(RuntimeError, match="closed"):
         queue.submit([_start("LAPOR-Q-2")])
-
-
-def test_several_writers_decide_every_callers_commands_once_and_in_each_callers_order(
-    engine: Engine, models: Mapping[str, Model]
-) -> None:
-    queue = CommitQueue(lambda: EmbeddedRuntime(engine, models, VirtualClock(T0)), writers=3)
-
-    def one_caller(index: int) -> list[Outcome]:
-        case_id = f"LAPOR-W-{index}"
-        started = queue.execute([StartCommand(WORKFLOW, case_id, INTAKE, key=f"s{index}")])
-        again = queue.execute([StartCommand(WORKFLOW, case_id, INTAKE, key=f"s{index}")])
-        verified = queue.execute([SignalCommand(case_id, VERIFY)])
-        return [*started, *again, *verified]
-
-    try:
-        with ThreadPoolExecutor(max_workers=12) as callers:
-            answers = list(callers.map(one_caller, range(36)))
-    finally:
-        queue.close()
-    for started, again, verified in answers:
-        assert started.accepted and not started.replayed
-        assert again.replayed and again.case_id == started.case_id
-        assert verified.accepted and verified.state == "disposed"
-    with engine.connect() as conn:
-        assert conn.scalar(select(func.count()).select_from(cases)) == 36
-        assert conn.scalar(select(func.count()).select_from(history)) == 72

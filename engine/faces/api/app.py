@@ -89,15 +89,14 @@ def create_app(
     rate: str = DEFAULT_RATE,
     body_limit: int = DEFAULT_BODY_LIMIT,
     timeout: float = DEFAULT_TIMEOUT,
-    group_commit: int = 0,
+    group_commit: bool = False,
     inline_point_reads: bool = False,
 ) -> FastAPI:
     """The service API. ``runtime_factory`` makes a runtime (one per worker thread, see
     ``Service``) whose workflows are ``models``; ``keys`` authenticates callers;
     ``case_lister`` answers ``GET /v1/complaints`` (``None``: 501); ``ready`` raises when the
-    backing stores cannot serve (``/readyz``); ``group_commit`` > 0 sends every decision through
-    a ``CommitQueue`` with that many writers (for a runtime whose ``execute`` commits a list of
-    commands together);
+    backing stores cannot serve (``/readyz``); ``group_commit`` sends every decision through one
+    ``CommitQueue`` (for a runtime whose ``execute`` commits a list of commands together);
     ``inline_point_reads`` reads one case on the event loop (``Service.point_read``)."""
     found = Service(
         runtime_factory=runtime_factory,
@@ -110,7 +109,7 @@ def create_app(
         ready=ready,
         # Beside the keys, in the same database; the key ring seals the webhook secrets.
         subscriptions=None if keyring is None else SubscriptionStore(keys.engine, keyring),
-        commits=CommitQueue(runtime_factory, writers=group_commit) if group_commit else None,
+        commits=CommitQueue(runtime_factory) if group_commit else None,
         inline_point_reads=inline_point_reads,
     )
 

@@ -146,9 +146,8 @@ def build_app(settings: ServeSettings) -> FastAPI:
         body_limit=settings.body_limit,
         timeout=settings.timeout,
         # The embedded runtime commits a list of commands in one transaction; Temporal decides
-        # each case in its own workflow, where a queue would only serialise them. SQLite has
-        # one writer at a time; PostgreSQL's writers wait on the network, so several overlap.
-        group_commit=0 if settings.temporal else (4 if store.is_postgres(engine) else 1),
+        # each case in its own workflow, where a queue would only serialise them.
+        group_commit=settings.temporal is None,
         # A local file: reading a case is cheaper than handing it to a thread. PostgreSQL and
         # Temporal answer over the network, which the event loop must not wait for.
         inline_point_reads=settings.temporal is None and not store.is_postgres(engine),

@@ -111,6 +111,13 @@ __all__ = [
 
 T = TypeVar("T")
 
+POOL_SIZE = 12
+"""Connections an engine keeps open. SQLAlchemy's default of 5 is below what ``lapor serve``
+holds at once (eight reading threads, the commit queue's writer, the event loop's reads): every
+connection past the pool was opened for one request and closed after it (psycopg's connect and
+close showed in the API's profile under bench/api_load.py, and each PostgreSQL connection is a
+server process forked and torn down; SQLite's ran its PRAGMAs again)."""
+
 BUSY_TIMEOUT_MS = 30_000
 """How long a SQLite writer waits for another process's transaction before failing."""
 
@@ -213,11 +220,11 @@ def open_engine(url: str, *, durable: bool = True, create: bool = True) -> Engin
         if url.startswith("sqlite"):
             # Named parameters, like psycopg's pyformat, take dicts: one precompiled statement
             # text serves executemany on both databases (see ``_executemany``).
-            engine = create_engine(url, paramstyle="named")
+            engine = create_engine(url, paramstyle="named", pool_size=POOL_SIZE)
             _configure_sqlite(engine, durable)
             _WRITERS[engine] = _WriterTurn(engine.url.database)
         else:
-            engine = create_engine(url, pool_pre_ping=True)
+            engine = create_engine(url, pool_pre_ping=True, pool_size=POOL_SIZE)
     except (SQLAlchemyError, ImportError, ValueError) as exc:
         shown = safe_url(url)
         raise StoreError(

@@ -154,7 +154,10 @@ class ApiKeyStore:
             return None
         query = select(api_keys).where(api_keys.c.key_hash == hash_key(plain))
         row = store.read(
-            self.engine, lambda conn: conn.execute(query).first(), action="check an API key"
+            self.engine,
+            lambda conn: conn.execute(query).first(),
+            action="check an API key",
+            one_statement=True,
         )
         if row is None or row.revoked_us is not None:
             return None

@@ -160,7 +160,9 @@ class BulkRuntime(EmbeddedRuntime):
         self._adopt_committed()
         return result
 
-    def _read(self, work: Callable[[Connection], T], *, action: str) -> T:
+    def _read(
+        self, work: Callable[[Connection], T], *, action: str, one_statement: bool = False
+    ) -> T:
         """Reads inside a session see its own decisions: through its connection, or after
         writing what a shard's session held."""
         session = self._session
@@ -171,7 +173,7 @@ class BulkRuntime(EmbeddedRuntime):
                 return work(session.conn)
         if session is not None and session.held is not None and session.held.tracked:
             self._commit_session()
-        return super()._read(work, action=action)
+        return super()._read(work, action=action, one_statement=one_statement)
 
     def _held(self) -> HeldCommit | None:
         """The decisions a shard's session holds, if this call is in one."""

@@ -143,8 +143,10 @@ class EmbeddedRuntime(Runtime):
         self._adopt_committed()
         return result
 
-    def _read(self, work: Callable[[Connection], T], *, action: str) -> T:
-        return store.read(self.engine, work, action=action)
+    def _read(
+        self, work: Callable[[Connection], T], *, action: str, one_statement: bool = False
+    ) -> T:
+        return store.read(self.engine, work, action=action, one_statement=one_statement)
 
     def _after_call(self, decided: int) -> None:
         """After each call that decided ``decided`` times (a session counts towards a commit)."""
@@ -209,7 +211,9 @@ class EmbeddedRuntime(Runtime):
         self.clock.advance_to(moment)
 
     def case(self, case_id: str) -> Case:
-        found = self._read(lambda conn: store.load_cases(conn, [case_id]), action="read a case")
+        found = self._read(
+            lambda conn: store.load_cases(conn, [case_id]), action="read a case", one_statement=True
+        )
         if case_id not in found:
             raise UnknownCaseError(case_id)
         return found[case_id].case

@@ -77,3 +77,28 @@ def test_sigint_stops_every_worker_process_and_the_supervisor_cleanly(tmp_path: 
         assert server.process.wait(timeout=30) == 0
         assert all(not Path(f"/proc/{pid}").exists() for pid in workers)  # joined, reaped
         assert server.log_text().count("Finished server process") == 2
+
+
+def test_an_address_in_use_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    import socket
+    import subprocess
+    import sys
+
+    from engine.sql.migrations import upgrade
+    from tests.lapor_process import ROOT
+
+    url = f"sqlite:///{tmp_path / 'lapor.db'}"
+    upgrade(url)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "engine.faces.cli.main", "serve", "--db", url,
+             "--port", str(port), "--workers", "2"],
+            cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert (
+        done.stderr.strip() == f"error: cannot listen on 127.0.0.1:{port}: Address already in use"
+    ), done.stderr

@@ -27,6 +27,8 @@ from typing import Any
 
 import structlog
 
+from engine.domain.errors import LaporError
+
 __all__ = ["serve_processes"]
 
 log = structlog.get_logger("lapor.api")
@@ -60,10 +62,17 @@ def _run_one(host: str, port: int, options: dict[str, Any]) -> None:
 def serve_processes(host: str, port: int, workers: int, options: dict[str, Any]) -> None:
     """Serve with ``workers`` processes until SIGINT/SIGTERM; ``options`` are uvicorn's
     ``Config`` arguments (the app's import string and the rest)."""
-    # Bound here first (not listening, so it takes no connections): a taken address fails now,
-    # with one message, and port 0 becomes the one port every process binds.
-    reserved = _listening_socket(host, port)
-    port = reserved.getsockname()[1]
+    # Port 0 becomes the one port every process binds; a taken address fails now, in one
+    # line. The probe has no SO_REUSEPORT: with it, binding beside another server that set it
+    # too (a second `lapor serve --workers`) would succeed and split that server's traffic.
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn's own
+            probe.bind((host, port))
+            port = probe.getsockname()[1]
+        reserved = _listening_socket(host, port)  # not listening: it takes no connections
+    except OSError as exc:
+        raise LaporError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     spawn = multiprocessing.get_context("spawn")
     stopping = False
 

@@ -107,7 +107,11 @@ class CommitQueue:
         runtime = self._factory()
         try:
             while (batch := self._next_batch()) is not None:
-                self._decide(runtime, batch)
+                # A caller that gave up meanwhile (the API's timeout cancels its future) is not
+                # decided; the others' futures can no longer be cancelled, only answered.
+                wanted = [w for w in batch if w.answer.set_running_or_notify_cancel()]
+                if wanted:
+                    self._decide(runtime, wanted)
         finally:
             runtime.close()
 

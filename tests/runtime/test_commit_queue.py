@@ -112,3 +112,23 @@ def test_closing_the_queue_decides_what_waits_in_it_first(
     assert first.result(0)[0].accepted and later.result(0)[0].accepted
     with pytest.raises(RuntimeError, match="closed"):
         queue.submit([_start("LAPOR-Q-2")])
+
+
+def test_a_caller_that_gave_up_before_its_turn_is_not_decided_and_the_queue_goes_on(
+    engine: Engine, models: Mapping[str, Model]
+) -> None:
+    queue, held = _queued(engine, models)
+    try:
+        first = queue.submit([_start("LAPOR-Q-0")])
+        assert held.entered.wait(30)
+        abandoned = queue.submit([_start("LAPOR-Q-1")])
+        assert abandoned.cancel()  # as asyncio.wait_for's timeout does to the awaited future
+        kept = queue.submit([_start("LAPOR-Q-2")])
+        held.release.set()
+        assert first.result(30)[0].accepted and kept.result(30)[0].accepted
+        assert queue.execute([_start("LAPOR-Q-3")])[0].accepted  # the writer is still there
+    finally:
+        queue.close()
+    with engine.connect() as conn:
+        stored = set(conn.scalars(select(cases.c.id)))
+    assert stored == {"LAPOR-Q-0", "LAPOR-Q-2", "LAPOR-Q-3"}

@@ -104,7 +104,11 @@ class CommitQueue:
             return batch
 
     def _write(self) -> None:
-        runtime = self._factory()
+        try:
+            runtime = self._factory()
+        except Exception as exc:  # e.g. the database unreachable: the waiting callers hear it
+            self._fail_waiting(exc)
+            return
         try:
             while (batch := self._next_batch()) is not None:
                 # A caller that gave up meanwhile (the API's timeout cancels its future) is not
@@ -114,6 +118,15 @@ class CommitQueue:
                     self._decide(runtime, wanted)
         finally:
             runtime.close()
+
+    def _fail_waiting(self, error: Exception) -> None:
+        """Answer every waiting caller with ``error``; the next ``submit`` starts a writer."""
+        with self._ready:
+            waiting, self._waiting = list(self._waiting), deque()
+            self._writer = None
+        for each in waiting:
+            if each.answer.set_running_or_notify_cancel():
+                each.answer.set_exception(error)
 
     @staticmethod
     def _decide(runtime: Runtime, batch: list[_Waiting]) -> None:

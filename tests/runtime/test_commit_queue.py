@@ -132,3 +132,26 @@ def test_a_caller_that_gave_up_before_its_turn_is_not_decided_and_the_queue_goes
     with engine.connect() as conn:
         stored = set(conn.scalars(select(cases.c.id)))
     assert stored == {"LAPOR-Q-0", "LAPOR-Q-2", "LAPOR-Q-3"}
+
+
+def test_a_writer_that_cannot_make_its_runtime_fails_the_waiting_callers_and_the_next_retries(
+    engine: Engine, models: Mapping[str, Model]
+) -> None:
+    from engine.runtime.errors import StoreError
+
+    attempts: list[int] = []
+
+    def runtime() -> EmbeddedRuntime:
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise StoreError("cannot open database: the server is down")
+        return EmbeddedRuntime(engine, models, VirtualClock(T0))
+
+    queue = CommitQueue(runtime)
+    try:
+        with pytest.raises(StoreError, match="server is down"):
+            queue.execute([_start("LAPOR-Q-0")])
+        assert queue.execute([_start("LAPOR-Q-1")])[0].accepted
+    finally:
+        queue.close()
+    assert len(attempts) == 2

@@ -195,7 +195,9 @@ def from_epoch_us(value: int) -> datetime:
 # --- engine and transactions ------------------------------------------------------------------
 
 
-def open_engine(url: str, *, durable: bool = True, create: bool = True) -> Engine:
+def open_engine(
+    url: str, *, durable: bool = True, create: bool = True, ping: bool = True
+) -> Engine:
     """An Engine for ``url``: ``sqlite:///path.db`` or ``postgresql+psycopg://user@host/db``.
 
     ``postgresql://`` and ``postgres://`` are taken to mean the psycopg 3 driver we ship with.
@@ -205,6 +207,12 @@ def open_engine(url: str, *, durable: bool = True, create: bool = True) -> Engin
     lose or corrupt it. Measured on a 200,000-complaint demo in two shard processes: 191 s and
     32.7 GB written to disk with ``NORMAL`` (its checkpoints fsync), 158 s and 3.2 GB with
     ``OFF``, because the kernel overwrites a WAL page in memory many times before writing it.
+
+    ``ping`` (PostgreSQL): test each pooled connection with a round trip before use, so a
+    long-running loop (``lapor run``, a worker) survives a database restart unnoticed.
+    ``ping=False`` (``lapor serve``, where that round trip was a tenth of a request's cost):
+    after a restart the statements in flight fail once, as ``StoreError`` (an HTTP 503 a
+    client retries), and SQLAlchemy then drops every pooled connection.
     """
     for prefix in ("postgresql://", "postgres://"):
         if url.startswith(prefix):
@@ -224,7 +232,7 @@ def open_engine(url: str, *, durable: bool = True, create: bool = True) -> Engin
             _configure_sqlite(engine, durable)
             _WRITERS[engine] = _WriterTurn(engine.url.database)
         else:
-            engine = create_engine(url, pool_pre_ping=True, pool_size=POOL_SIZE)
+            engine = create_engine(url, pool_pre_ping=ping, pool_size=POOL_SIZE)
     except (SQLAlchemyError, ImportError, ValueError) as exc:
         shown = safe_url(url)
         raise StoreError(

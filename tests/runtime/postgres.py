@@ -103,6 +103,11 @@ class PostgresServer:
             admin.dispose()
         return self.url(name)
 
+    def restart(self) -> None:
+        """Stop the server (its connections with it) and start it again, as an operator does."""
+        log = str(self.folder / "log")  # else the new server keeps pg_ctl's output pipe open
+        self._run("pg_ctl", "-D", str(self.data), "-l", log, "-m", "fast", "-w", "restart")
+
     def stop(self) -> None:
         with contextlib.suppress(RuntimeError):  # already gone; the folder goes anyway
             self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")

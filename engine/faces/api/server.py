@@ -119,7 +119,9 @@ def build_app(settings: ServeSettings) -> FastAPI:
     """The app ``lapor serve`` runs; raises ``SchemaMissingError`` when ``--db`` is not
     migrated (``lapor db upgrade``)."""
     models = _models(settings.project)
-    engine = store.open_engine(settings.db, create=False)
+    # No ping before each pooled connection's use: a request after a database restart is
+    # answered 503 once and retried, rather than every request paying a round trip.
+    engine = store.open_engine(settings.db, create=False, ping=False)
     ready = _ready(engine)
     ready()  # fail at start, with the fix in the message, rather than on every request
     keyring = KeyRing.from_env()

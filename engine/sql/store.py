@@ -260,10 +260,6 @@ def _configure_sqlite(engine: Engine, durable: bool) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA synchronous={'FULL' if durable else 'OFF'}")
-        import os
-
-        if os.environ.get("XSYNC"):
-            cursor.execute("PRAGMA synchronous=" + os.environ["XSYNC"])
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         # 64 MiB of page cache instead of SQLite's 2 MiB: case updates and history inserts land
